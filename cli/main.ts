@@ -1,0 +1,40 @@
+import { Command, CommanderError } from 'commander'
+import { isTeitenError } from '../core/errors.js'
+import { registerDaily } from './commands/daily.js'
+import { registerIngest } from './commands/ingest.js'
+
+export const EXIT_OK = 0
+export const EXIT_FAILED = 1
+export const EXIT_USAGE = 2
+
+export function buildProgram(): Command {
+  const program = new Command()
+    .name('teiten')
+    .description('定点 — darknet telemetry for NTP reflection scanning (UDP/123)')
+    .version(process.env.npm_package_version ?? '0.1.0')
+    .showHelpAfterError()
+    .exitOverride()
+  registerIngest(program)
+  registerDaily(program)
+  return program
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram()
+  try {
+    await program.parseAsync(argv)
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0.
+      process.exitCode = err.exitCode === 0 ? EXIT_OK : EXIT_USAGE
+      return
+    }
+    if (isTeitenError(err)) {
+      process.stderr.write(`teiten: ${err.toLine()}\n`)
+      process.exitCode = err.code === 'USAGE' || err.code === 'BAD_PARAMETER' || err.code === 'CONFIG_INVALID' ? EXIT_USAGE : EXIT_FAILED
+      return
+    }
+    process.stderr.write(`teiten: ${(err as Error)?.stack ?? String(err)}\n`)
+    process.exitCode = EXIT_FAILED
+  }
+}

@@ -1,0 +1,67 @@
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { lstat, readdir, realpath, stat } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
+import { TeitenError } from '../core/errors.js'
+
+export interface CaptureFile {
+  path: string
+  size: number
+  /** Sensor id: the --sensor flag, else the name of the directory that holds the file. */
+  sensor: string
+}
+
+/**
+ * Expands PATH arguments into capture files: directories recursively, in a stable order.
+ * Symbolic links are followed only when the user named them; links met while walking a
+ * directory are skipped, so a link loop or a link out of the spool cannot widen what is read.
+ */
+export async function expandPaths(paths: string[], sensorOverride?: string): Promise<CaptureFile[]> {
+  const out: CaptureFile[] = []
+  const seen = new Set<string>()
+  const add = (path: string, size: number) => {
+    if (seen.has(path)) return
+    seen.add(path)
+    out.push({ path, size, sensor: sensorOverride ?? basename(dirname(resolve(path))) })
+  }
+  const walk = async (dir: string, visited: Set<string>) => {
+    const real = await realpath(dir)
+    if (visited.has(real)) return
+    visited.add(real)
+    const entries = await readdir(dir, { withFileTypes: true })
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    for (const entry of entries) {
+      if (entry.name.startsWith('.')) continue
+      const path = join(dir, entry.name)
+      if (entry.isDirectory()) await walk(path, visited)
+      else if (entry.isFile()) add(path, (await lstat(path)).size)
+    }
+  }
+  for (const arg of paths) {
+    let info: Awaited<ReturnType<typeof stat>>
+    try {
+      info = await stat(arg)
+    } catch (err) {
+      throw new TeitenError('USAGE', `${arg}: no such file or directory`, { file: arg }, { cause: err })
+    }
+    if (info.isDirectory()) await walk(arg, new Set())
+    else if (info.isFile()) add(arg, info.size)
+    else throw new TeitenError('USAGE', `${arg}: not a file or directory`, { file: arg })
+  }
+  return out
+}
+
+/**
+ * Identity by content, not name: a file renamed by a rotation script is not new data, and a
+ * file rewritten under the same name is. 128 bits of SHA-256 (hardware-accelerated here,
+ * ~2 GB/s; the second read of the file for parsing comes from the page cache).
+ */
+export async function fileIdentity(path: string): Promise<string> {
+  const hash = createHash('sha256')
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer)
+  } catch (err) {
+    throw new TeitenError('CAPTURE_READ_FAILED', (err as Error).message, { file: path }, { cause: err })
+  }
+  return hash.digest('hex').slice(0, 32)
+}

@@ -1,0 +1,38 @@
+import { TeitenError } from '../core/errors.js'
+import { MIGRATIONS, SCHEMA_VERSION } from './schema.js'
+import type { Store } from './store.js'
+
+/** Brings the schema up to SCHEMA_VERSION; idempotent, safe to run on every open. */
+export async function migrate(store: Store, options: { retentionDays?: number } = {}): Promise<number> {
+  await store.command(
+    `CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, applied_at DateTime('UTC') DEFAULT now())
+     ENGINE = ReplacingMergeTree ORDER BY version`,
+  )
+  const rows = await store.query<{ v: number }>('SELECT toUInt32(max(version)) AS v FROM schema_migrations')
+  const current = Number(rows[0]?.v ?? 0)
+  if (current > SCHEMA_VERSION) {
+    throw new TeitenError(
+      'STORE_SCHEMA_NEWER',
+      `the store has schema version ${current}, this teiten knows up to ${SCHEMA_VERSION}: upgrade teiten`,
+    )
+  }
+  for (const migration of MIGRATIONS) {
+    if (migration.version <= current) continue
+    for (const statement of migration.statements) await store.command(statement)
+    await store.command('INSERT INTO schema_migrations (version, description) VALUES ({v:UInt32}, {d:String})', {
+      v: migration.version,
+      d: migration.description,
+    })
+  }
+  if (options.retentionDays !== undefined) await applyRetention(store, options.retentionDays)
+  return SCHEMA_VERSION
+}
+
+/** Raw events expire after N days (0 = keep forever); the aggregates keep the whole history. */
+export async function applyRetention(store: Store, retentionDays: number): Promise<void> {
+  if (!Number.isInteger(retentionDays) || retentionDays < 0) {
+    throw new TeitenError('BAD_PARAMETER', `retention days must be a whole number >= 0, got ${retentionDays}`)
+  }
+  if (retentionDays === 0) await store.command('ALTER TABLE events REMOVE TTL').catch(() => {})
+  else await store.command(`ALTER TABLE events MODIFY TTL toDateTime(ts) + INTERVAL ${retentionDays} DAY`)
+}

@@ -1,0 +1,103 @@
+import { z } from 'zod'
+import { NTP_CLASSES } from '../core/event.js'
+import { TeitenError } from '../core/errors.js'
+import type { Store } from './store.js'
+
+export const DAILY_KEYS = ['day', 'sensor', 'country', 'class'] as const
+export type DailyKey = (typeof DAILY_KEYS)[number]
+
+const isoDay = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, 'expected YYYY-MM-DD')
+  .refine((s) => !Number.isNaN(Date.parse(`${s}T00:00:00Z`)) && new Date(`${s}T00:00:00Z`).toISOString().startsWith(s), {
+    message: 'not a calendar date',
+  })
+
+const csvList = <T extends z.ZodType<string, string>>(item: T) =>
+  z
+    .union([z.string(), z.array(z.string())])
+    .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s.length > 0))
+    .pipe(z.array(item))
+
+/** The parameters of `teiten daily` and `GET /api/daily`: one schema, so both answer alike. */
+export const DailyQuerySchema = z
+  .object({
+    from: isoDay.optional(),
+    to: isoDay.optional(),
+    by: csvList(z.enum(DAILY_KEYS)).default(['day', 'country']),
+    all: z.boolean().default(false),
+    sensor: csvList(z.string().min(1).max(128)).optional(),
+    class: csvList(z.enum(NTP_CLASSES)).optional(),
+    country: csvList(z.string().regex(/^([A-Z]{2}|--)$/, 'expected ISO 3166-1 alpha-2 in capitals or --')).optional(),
+  })
+  .strict()
+  .refine((q) => !q.from || !q.to || q.from <= q.to, { message: 'from is after to' })
+  .refine((q) => new Set(q.by).size === q.by.length, { message: 'a key appears twice in by' })
+
+export type DailyQuery = z.output<typeof DailyQuerySchema>
+export type DailyRow = Record<string, string | number>
+
+export function parseDailyQuery(input: unknown): DailyQuery {
+  const parsed = DailyQuerySchema.safeParse(input)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!
+    const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : ''
+    throw new TeitenError('BAD_PARAMETER', `${where}${issue.message}`)
+  }
+  return parsed.data
+}
+
+/** Settings for every read: plain numbers for counts (< 2^53), read-only. */
+export const READ_SETTINGS = { output_format_json_quote_64bit_integers: 0, readonly: 2 } as const
+
+export function dailySql(q: DailyQuery): { sql: string; params: Record<string, unknown> } {
+  const where: string[] = []
+  const params: Record<string, unknown> = {}
+  if (q.from) {
+    where.push('day >= {from:Date}')
+    params.from = q.from
+  }
+  if (q.to) {
+    where.push('day <= {to:Date}')
+    params.to = q.to
+  }
+  if (!q.all) where.push('access')
+  if (q.sensor?.length) {
+    where.push('sensor IN {sensors:Array(String)}')
+    params.sensors = q.sensor
+  }
+  if (q.class?.length) {
+    where.push('toString(class) IN {classes:Array(String)}')
+    params.classes = q.class
+  }
+  if (q.country?.length) {
+    where.push('country IN {countries:Array(String)}')
+    params.countries = q.country
+  }
+  const keys = q.by.map((k) => (k === 'class' ? 'toString(class) AS class' : k))
+  const select = [...keys, 'sum(packets) AS packets', 'uniqExactMerge(sources) AS sources'].join(', ')
+  const order = [
+    ...(q.by.includes('day') ? ['day ASC'] : []),
+    'packets DESC',
+    ...q.by.filter((k) => k !== 'day').map((k) => `${k} ASC`),
+  ]
+  const sql =
+    `SELECT ${select} FROM daily_agg` +
+    (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
+    (q.by.length > 0 ? ` GROUP BY ${q.by.join(', ')}` : '') +
+    ` ORDER BY ${order.join(', ')}`
+  return { sql, params }
+}
+
+export async function queryDaily(store: Store, q: DailyQuery): Promise<DailyRow[]> {
+  const { sql, params } = dailySql(q)
+  const rows = await store.query<DailyRow>(sql, params, READ_SETTINGS)
+  // Exactly the keys asked for, then packets and sources, in that order.
+  return rows.map((r) => {
+    const out: DailyRow = {}
+    for (const k of q.by) out[k] = r[k] as string
+    out.packets = Number(r.packets)
+    out.sources = Number(r.sources)
+    return out
+  })
+}

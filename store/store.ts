@@ -1,0 +1,139 @@
+import { Readable } from 'node:stream'
+import type { ClickHouseClient } from '@clickhouse/client'
+import { TeitenError, wrapError } from '../core/errors.js'
+
+export type QueryParams = Record<string, unknown>
+export type Settings = Record<string, string | number | boolean>
+
+/**
+ * What every stage needs from ClickHouse. Three implementations share it: the embedded engine
+ * (chDB through @clickhouse/client), a ClickHouse server by URL (the same client over HTTP),
+ * and a delegate that forwards to the teiten process that holds the embedded directory.
+ */
+export interface Store {
+  readonly kind: 'embedded' | 'server' | 'delegated'
+  /** Rows as objects (JSONEachRow). 64-bit integers arrive as strings: cast in SQL if needed. */
+  query<T = Record<string, unknown>>(sql: string, params?: QueryParams, settings?: Settings): Promise<T[]>
+  /** Raw bytes in any ClickHouse output format (CSV, Parquet, …). */
+  queryRaw(sql: string, params: QueryParams | undefined, format: string, settings?: Settings): Promise<Buffer>
+  command(sql: string, params?: QueryParams, settings?: Settings): Promise<void>
+  /**
+   * Inserts RowBinary rows. `dedupToken` makes a retried insert of the same block a no-op
+   * (ClickHouse insert deduplication, materialized views included).
+   */
+  insertRowBinary(table: string, structure: string, body: Buffer, dedupToken?: string): Promise<void>
+  close(): Promise<void>
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+export function dedupSettings(dedupToken: string | undefined): Settings {
+  if (dedupToken === undefined) return {}
+  return { insert_deduplication_token: dedupToken, deduplicate_blocks_in_dependent_materialized_views: 1 }
+}
+
+function settingsClause(settings: Settings): string {
+  const parts = Object.entries(settings).map(([k, v]) => {
+    if (!IDENTIFIER.test(k)) throw new TeitenError('BAD_PARAMETER', `invalid setting name ${k}`)
+    const value = typeof v === 'string' ? `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'` : Number(v)
+    return `${k} = ${value}`
+  })
+  return parts.length > 0 ? ` SETTINGS ${parts.join(', ')}` : ''
+}
+
+/**
+ * Settings travel inside the statement, never as client settings: the chDB connection turns
+ * client settings into session-wide `SET`s that would outlive the query (a dedup token or
+ * `readonly` leaking into the next statement).
+ */
+export function withSettings(sql: string, settings: Settings | undefined): string {
+  return settings && Object.keys(settings).length > 0 ? `${sql}${settingsClause(settings)}` : sql
+}
+
+export function assertIdentifier(name: string): string {
+  if (!IDENTIFIER.test(name)) throw new TeitenError('BAD_PARAMETER', `invalid identifier ${name}`)
+  return name
+}
+
+/** How the RowBinary body reaches the engine differs; everything else is one code path. */
+export type RowBinaryInserter = (
+  client: ClickHouseClient,
+  table: string,
+  structure: string,
+  body: Buffer,
+  settings: Settings,
+) => Promise<void>
+
+/** ClickHouse server over HTTP: the body is streamed as the request body. */
+export const httpRowBinaryInserter: RowBinaryInserter = async (client, table, _structure, body, settings) => {
+  const result = await client.exec({
+    query: `INSERT INTO ${assertIdentifier(table)}${settingsClause(settings)} FORMAT RowBinary`,
+    values: Readable.from([body], { objectMode: false }),
+  })
+  result.stream.resume()
+  await new Promise<void>((resolve, reject) => {
+    result.stream.on('end', resolve)
+    result.stream.on('error', reject)
+  })
+}
+
+export class ClickHouseStore implements Store {
+  constructor(
+    readonly kind: 'embedded' | 'server',
+    private readonly client: ClickHouseClient,
+    private readonly inserter: RowBinaryInserter,
+    private readonly onClose: () => Promise<void> = async () => {},
+  ) {}
+
+  async query<T>(sql: string, params?: QueryParams, settings?: Settings): Promise<T[]> {
+    try {
+      const rs = await this.client.query({
+        query: withSettings(sql, settings),
+        format: 'JSONEachRow',
+        query_params: params,
+      })
+      return await rs.json<T>()
+    } catch (err) {
+      throw wrapError(err, 'STORE_QUERY_FAILED', { sql: sql.slice(0, 200) })
+    }
+  }
+
+  async queryRaw(sql: string, params: QueryParams | undefined, format: string, settings?: Settings): Promise<Buffer> {
+    assertIdentifier(format)
+    try {
+      const result = await this.client.exec({
+        query: `${withSettings(sql, settings)} FORMAT ${format}`,
+        query_params: params,
+      })
+      const chunks: Buffer[] = []
+      for await (const chunk of result.stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))
+      return Buffer.concat(chunks)
+    } catch (err) {
+      throw wrapError(err, 'STORE_QUERY_FAILED', { sql: sql.slice(0, 200) })
+    }
+  }
+
+  async command(sql: string, params?: QueryParams, settings?: Settings): Promise<void> {
+    try {
+      await this.client.command({ query: withSettings(sql, settings), query_params: params })
+    } catch (err) {
+      throw wrapError(err, 'STORE_QUERY_FAILED', { sql: sql.slice(0, 200) })
+    }
+  }
+
+  async insertRowBinary(table: string, structure: string, body: Buffer, dedupToken?: string): Promise<void> {
+    if (body.length === 0) return
+    try {
+      await this.inserter(this.client, assertIdentifier(table), structure, body, dedupSettings(dedupToken))
+    } catch (err) {
+      throw wrapError(err, 'STORE_INSERT_FAILED', { table, dedupToken })
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.close()
+    await this.onClose()
+  }
+}
+
+export { settingsClause }
