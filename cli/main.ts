@@ -1,7 +1,14 @@
 import { Command, CommanderError } from 'commander'
 import { isTeitenError } from '../core/errors.js'
+import { registerAlerts } from './commands/alerts.js'
 import { registerDaily } from './commands/daily.js'
+import { registerExport } from './commands/export.js'
 import { registerIngest } from './commands/ingest.js'
+import { registerServe } from './commands/serve.js'
+import { registerSources } from './commands/sources.js'
+import { registerSql } from './commands/sql.js'
+import { registerReport } from './commands/report.js'
+import { registerSchedule } from './commands/schedule.js'
 
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
@@ -16,6 +23,13 @@ export function buildProgram(): Command {
     .exitOverride()
   registerIngest(program)
   registerDaily(program)
+  registerServe(program)
+  registerSources(program)
+  registerSql(program)
+  registerExport(program)
+  registerReport(program)
+  registerSchedule(program)
+  registerAlerts(program)
   return program
 }
 

@@ -40,6 +40,8 @@ export const ConfigSchema = z
       .strict()
       .default({ host: '127.0.0.1', port: 8080 }),
     metricsPort: z.number().int().min(0).max(65535).optional(),
+    /** Monitored addresses per sensor (YAML/JSON) for the dashboard's per-address measure. */
+    sensorsFile: z.string().min(1).optional(),
     watch: z
       .object({ settleMs: z.number().int().min(0).default(30_000), pollIntervalMs: z.number().int().min(50).default(1_000) })
       .strict()

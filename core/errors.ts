@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   STORE_QUERY_FAILED: 'a ClickHouse query failed',
   STORE_INSERT_FAILED: 'a ClickHouse insert failed',
   STORE_SCHEMA_NEWER: 'the data directory was written by a newer teiten',
+  REPORT_LOCKED: 'another scheduler is writing reports into this folder',
   // streaming
   KAFKA_UNAVAILABLE: 'the Kafka broker could not be reached',
   KAFKA_BAD_MESSAGE: 'a Kafka message could not be decoded',

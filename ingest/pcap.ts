@@ -105,11 +105,10 @@ export class PcapDecoder implements RecordDecoder {
     this.nanos = magic === PCAP_MAGIC_NANO || magic === PCAP_MAGIC_NANO_SWAPPED
     const major = u16(buf, pos + 4, this.le)
     if (major !== 2) {
-      throw new TeitenError(
-        'CAPTURE_BAD_HEADER',
-        `pcap version ${major}.${u16(buf, pos + 6, this.le)} is not 2.x`,
-        { file: this.ctx.file, offset },
-      )
+      throw new TeitenError('CAPTURE_BAD_HEADER', `pcap version ${major}.${u16(buf, pos + 6, this.le)} is not 2.x`, {
+        file: this.ctx.file,
+        offset,
+      })
     }
     // Bits 16-31 carry the FCS length and reserved bits, not part of the link type.
     this.linkType = u32(buf, pos + 20, this.le) & 0xffff

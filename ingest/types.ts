@@ -34,6 +34,11 @@ export interface ReadCaptureOptions {
   maxGzipRatio?: number
   /** Absolute cap on decompressed bytes. */
   maxGzipBytes?: number
+  /**
+   * Awaited after each chunk's complete records were delivered, before more is read: lets a
+   * consumer with asynchronous work (batched inserts) hold the reader back.
+   */
+  afterChunk?: () => void | Promise<void>
   /** Read size from disk (and gunzip output size). Tests set it tiny to force records across chunk boundaries. */
   chunkBytes?: number
 }

@@ -1,8 +1,9 @@
 import { CLASS_ID, type Enrichment, NTP_CLASSES, type NtpClass, type UdpPacket } from '../core/event.js'
 import { isTeitenError, TeitenError, wrapError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
+import type { Metrics } from '../core/metrics.js'
 import { readCapture } from '../ingest/capture.js'
-import { createUdpPacket, decodeFrame } from '../ingest/decode.js'
+import { createUdpPacket, DECODE_STATUS_NAMES, DecodeStatus, decodeFrameStatus } from '../ingest/decode.js'
 import { EventRowEncoder } from '../store/rowbinary.js'
 import { type CaptureFile, fileIdentity } from './files.js'
 import type { EventSink, FileRecord } from './sink.js'
@@ -23,7 +24,12 @@ export interface FileOutcome {
   records: number
   kept: number
   error?: TeitenError
+  /** Records not kept, by decoder reason (only reasons that occurred; files read in this run). */
+  dropped?: Partial<Record<DropReason, number>>
 }
+
+/** Why a record was not kept: every decoder status but OK. */
+export type DropReason = Exclude<(typeof DECODE_STATUS_NAMES)[number], 'ok'>
 
 export interface IngestSummary {
   files: number
@@ -42,6 +48,8 @@ export interface IngestSummary {
 /** Fills classification, country and bogon flag for one packet (enrich/). */
 export interface Enricher {
   enrich(packet: UdpPacket, out: Enrichment): void
+  /** Cumulative GeoIP address-cache counts, for the hit-rate metric (GeoIp.cacheStats()). */
+  cacheStats?(): { hits: number; misses: number }
 }
 
 export interface IngestOptions {
@@ -51,7 +59,10 @@ export interface IngestOptions {
   /** Called as bytes of the current file are consumed, for progress bars. */
   onProgress?: (file: CaptureFile, fileBytes: number) => void
   onFileDone?: (outcome: FileOutcome) => void
+  /** Stops at the next chunk boundary: the file in hand gets neither its partial batch nor a ledger entry. */
   signal?: AbortSignal
+  /** Counters (packets, drop reasons, files, cache hits) are added per chunk, never per packet. */
+  metrics?: Metrics
 }
 
 function isoFromTs(sec: number, nanos: number): string {
@@ -94,6 +105,39 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
   }
   const encoder = new EventRowEncoder(BATCH_ROWS * 128)
   const classCounts = new Float64Array(NTP_CLASSES.length)
+  const statusCounts = new Float64Array(DECODE_STATUS_NAMES.length)
+  const metrics = options.metrics
+  // Counted per file (statusCounts) and handed to the metrics per chunk (unreported).
+  const unreported = new Float64Array(DECODE_STATUS_NAMES.length)
+  let cacheSeen = enricher.cacheStats?.() ?? { hits: 0, misses: 0 }
+  // Every reason is a series from the start, so a new kind of drop shows as a rate, not a new series.
+  for (const reason of DECODE_STATUS_NAMES.slice(1)) metrics?.packetsDropped.inc({ reason }, 0)
+  const reportMetrics = () => {
+    if (!metrics) return
+    let read = 0
+    for (let i = 0; i < unreported.length; i++) {
+      const n = unreported[i]!
+      if (n === 0) continue
+      read += n
+      if (i === DecodeStatus.OK) metrics.packetsKept.inc(n)
+      else metrics.packetsDropped.inc({ reason: DECODE_STATUS_NAMES[i]! }, n)
+      unreported[i] = 0
+    }
+    if (read > 0) metrics.packetsRead.inc(read)
+    const cache = enricher.cacheStats?.()
+    if (cache) {
+      if (cache.hits > cacheSeen.hits) metrics.geoipCacheLookups.inc({ result: 'hit' }, cache.hits - cacheSeen.hits)
+      if (cache.misses > cacheSeen.misses)
+        metrics.geoipCacheLookups.inc({ result: 'miss' }, cache.misses - cacheSeen.misses)
+      cacheSeen = cache
+    }
+  }
+  const countFile = (outcome: FileOutcome) => {
+    metrics?.files.inc({ outcome: outcome.status })
+    if (outcome.status === 'ingested' || (outcome.status === 'failed' && outcome.fileId !== '')) {
+      metrics?.captureBytes.inc(outcome.file.size)
+    }
+  }
 
   for (const file of files) {
     if (options.signal?.aborted) break
@@ -103,6 +147,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     } catch (err) {
       const error = wrapError(err, 'CAPTURE_READ_FAILED', { file: file.path })
       const outcome: FileOutcome = { file, fileId: '', status: 'failed', records: 0, kept: 0, error }
+      countFile(outcome)
       summary.filesFailed++
       summary.outcomes.push(outcome)
       options.onFileDone?.(outcome)
@@ -128,6 +173,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       else summary.filesSkipped++
       summary.outcomes.push(outcome)
       logger.debug({ file: file.path, fileId, as: previous.path }, 'already ingested: skipped')
+      countFile(outcome)
       options.onFileDone?.(outcome)
       continue
     }
@@ -141,6 +187,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     let fileMaxSec = Number.NEGATIVE_INFINITY
     let fileMaxNs = 0
     classCounts.fill(0)
+    statusCounts.fill(0)
     const inFlight: Promise<void>[] = []
     let sinkError: unknown
     const flush = () => {
@@ -152,6 +199,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       inFlight.push(p)
     }
     const drain = async () => {
+      reportMetrics()
       while (inFlight.length >= MAX_IN_FLIGHT) await inFlight.shift()
       if (sinkError) throw sinkError
     }
@@ -162,7 +210,10 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
         file.path,
         (frame) => {
           records++
-          if (!decodeFrame(frame, packet)) return
+          const status = decodeFrameStatus(frame, packet)
+          statusCounts[status]++
+          unreported[status]++
+          if (status !== DecodeStatus.OK) return
           enricher.enrich(packet, enrichment)
           kept++
           classCounts[enrichment.classId]++
@@ -192,12 +243,21 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
         await Promise.allSettled(inFlight)
         throw sinkError
       }
+      if (options.signal?.aborted) {
+        // Interrupted mid-file: the partial batch is not written (its token will name the full
+        // batch when the file is read again) and the ledger must not claim the file.
+        await Promise.allSettled(inFlight)
+        reportMetrics()
+        if (sinkError) throw sinkError
+        break
+      }
       captureError = isTeitenError(err) ? err : wrapError(err, 'CAPTURE_BAD_RECORD', { file: file.path })
       if (captureError.context.file === undefined) captureError.context.file = file.path
     }
     // Every complete record before a fault is kept.
     flush()
     await Promise.all(inFlight)
+    reportMetrics()
     if (sinkError) throw sinkError
 
     const record: FileRecord = {
@@ -235,7 +295,13 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       records,
       kept,
       error: captureError,
+      dropped: droppedOf(statusCounts),
     }
+    logger.debug(
+      { file: file.path, fileId, sensor: file.sensor, records, kept, dropped: outcome.dropped, status: outcome.status },
+      'file read',
+    )
+    countFile(outcome)
     if (captureError) summary.filesFailed++
     else summary.filesIngested++
     summary.outcomes.push(outcome)
@@ -247,6 +313,14 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     summary.lastTs = isoFromTs(maxSec, maxNs)
   }
   return summary
+}
+
+function droppedOf(counts: Float64Array): Partial<Record<DropReason, number>> {
+  const out: Partial<Record<DropReason, number>> = {}
+  for (let i = 0; i < counts.length; i++) {
+    if (i !== DecodeStatus.OK && counts[i]! > 0) out[DECODE_STATUS_NAMES[i] as DropReason] = counts[i]!
+  }
+  return out
 }
 
 export { CLASS_ID }

@@ -1,0 +1,225 @@
+import type { FileHandle } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
+import { createGunzip } from 'node:zlib'
+import type { Frame } from '../core/event.js'
+import { TeitenError, wrapError } from '../core/errors.js'
+import { Framer } from './framer.js'
+import type { CaptureStats, DecoderContext, ReadCaptureOptions } from './types.js'
+
+export type { CaptureFormat, CaptureStats, ReadCaptureOptions } from './types.js'
+
+/** 256 KiB is libpcap's MAXIMUM_SNAPLEN; the rest is room for pcapng block overhead and options. */
+export const DEFAULT_MAX_RECORD_BYTES = 262144 + 65536
+export const DEFAULT_MAX_GZIP_RATIO = 1000
+export const DEFAULT_MAX_GZIP_BYTES = 64 * 1024 ** 3
+/** The ratio check starts once this much was decompressed: tiny files legitimately compress a lot. */
+export const GZIP_RATIO_GRACE_BYTES = 8 * 1024 * 1024
+const DEFAULT_CHUNK_BYTES = 2 * 1024 * 1024
+/** A failing inflate call loses its output (Node zlib does not push it): keep those calls small. */
+const GUNZIP_CHUNK_BYTES = 64 * 1024
+
+/**
+ * Streams a pcap or pcapng capture, plain or gzip-compressed, and calls `onFrame` once per
+ * packet record, in file order. The format is detected from the bytes, never the name.
+ *
+ * `onFrame` receives the same Frame object every time; `frame.data` is a view into the read
+ * buffer, valid only during the call (copy what you keep).
+ *
+ * Errors are TeitenErrors naming the file and the byte offset of the faulty header or record in
+ * the (decompressed) stream, thrown after every complete record before the fault was delivered.
+ * A 0-byte file is CAPTURE_TRUNCATED at offset 0; a pcap with only its file header, or a pcapng
+ * with only headers, is a valid capture of zero records. An error thrown by `onFrame` ends the
+ * read and is rethrown as is; an aborted `signal` rejects with its reason.
+ */
+export async function readCapture(
+  path: string,
+  onFrame: (frame: Frame) => void,
+  options: ReadCaptureOptions = {},
+): Promise<CaptureStats> {
+  const chunkBytes = Math.max(1, options.chunkBytes ?? DEFAULT_CHUNK_BYTES)
+  const stats: CaptureStats = {
+    format: 'pcap',
+    gzip: false,
+    records: 0,
+    bytes: 0,
+    linkTypes: [],
+    caplenExceedsOriginal: 0,
+    skippedBlocks: 0,
+    sections: 0,
+  }
+  const frame: Frame = {
+    linkType: 0,
+    tsSec: 0,
+    tsNanos: 0,
+    capturedLength: 0,
+    originalLength: 0,
+    data: Buffer.alloc(0),
+    fileOffset: 0,
+  }
+  const ctx: DecoderContext = {
+    file: path,
+    frame,
+    onFrame,
+    stats,
+    maxRecordBytes: options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
+  }
+  const framer = new Framer(ctx)
+  options.signal?.throwIfAborted()
+
+  let fh: FileHandle
+  try {
+    fh = await open(path, 'r')
+  } catch (err) {
+    throw wrapError(err, 'CAPTURE_READ_FAILED', { file: path, offset: 0 })
+  }
+  try {
+    const buf = Buffer.allocUnsafe(Math.max(chunkBytes, 2))
+    const first = await readAt(fh, buf, 0, path)
+    if (first >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
+      stats.gzip = true
+      await readGzip(fh, framer, chunkBytes, options, path)
+    } else {
+      await readPlain(fh, buf, first, framer, options, path)
+    }
+    framer.end()
+    stats.bytes = framer.bytes
+    return stats
+  } finally {
+    await fh.close().catch(() => {})
+  }
+}
+
+/**
+ * Double-buffered: the next chunk is read (on the libuv pool) while the current one is decoded,
+ * so decoding never waits for the disk when the disk keeps up. The framer copies what it keeps of
+ * a chunk before returning, which is what makes handing the buffer back to the reader safe.
+ */
+async function readPlain(
+  fh: FileHandle,
+  first: Buffer,
+  firstLength: number,
+  framer: Framer,
+  options: ReadCaptureOptions,
+  path: string,
+): Promise<void> {
+  let cur: Buffer = first
+  let spare: Buffer = Buffer.allocUnsafe(first.length)
+  let n = firstLength
+  let filePos = 0
+  let pending: Promise<number> | undefined
+  try {
+    while (n > 0) {
+      filePos += n
+      options.onProgress?.(filePos)
+      pending = readAt(fh, spare, filePos, path)
+      framer.push(cur.subarray(0, n))
+      if (options.afterChunk) await options.afterChunk()
+      options.signal?.throwIfAborted()
+      n = await pending
+      pending = undefined
+      const t = cur
+      cur = spare
+      spare = t
+    }
+  } finally {
+    // Never leave a read in flight into a buffer (or on a handle) about to go away.
+    if (pending) await pending.catch(() => 0)
+  }
+}
+
+async function readAt(fh: FileHandle, buf: Buffer, position: number, path: string): Promise<number> {
+  try {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, position)
+    return bytesRead
+  } catch (err) {
+    throw wrapError(err, 'CAPTURE_READ_FAILED', { file: path, offset: position })
+  }
+}
+
+/**
+ * Gunzips as a stream (concatenated members are one stream, as with zcat). Offsets in errors are
+ * decompressed-stream offsets. Bomb limits are enforced on the decompressed count as it grows: the
+ * bytes up to the limit are still decoded, so complete records before it are delivered.
+ */
+async function readGzip(
+  fh: FileHandle,
+  framer: Framer,
+  chunkBytes: number,
+  options: ReadCaptureOptions,
+  path: string,
+): Promise<void> {
+  const maxRatio = options.maxGzipRatio ?? DEFAULT_MAX_GZIP_RATIO
+  const maxBytes = options.maxGzipBytes ?? DEFAULT_MAX_GZIP_BYTES
+  const signal = options.signal
+  const input = fh.createReadStream({ start: 0, highWaterMark: chunkBytes, autoClose: false })
+  const gunzip = createGunzip({ chunkSize: Math.max(64, Math.min(chunkBytes, GUNZIP_CHUNK_BYTES)) })
+  let compressedRead = 0
+  let decompressed = 0
+  // Errors raised while decoding (or by onFrame) are the caller's; everything else the
+  // pipeline reports is about reading or inflating.
+  let decodeError: unknown
+  let readError: unknown
+
+  const count = async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    try {
+      for await (const chunk of source) {
+        compressedRead += chunk.length
+        options.onProgress?.(compressedRead)
+        yield chunk
+      }
+    } catch (err) {
+      // A system error from the file; not the premature close the pipeline causes on its own.
+      if ((err as NodeJS.ErrnoException).syscall !== undefined) readError = err
+      throw err
+    }
+  }
+  const decode = async (source: AsyncIterable<Buffer>): Promise<void> => {
+    // Only what happens to a chunk is ours: an error out of the iteration itself is the
+    // gunzip's or the file's and is classified below.
+    for await (const chunk of source) {
+      try {
+        signal?.throwIfAborted()
+        let allowed = maxBytes
+        let why = `the limit of ${maxBytes} bytes`
+        if (decompressed + chunk.length > GZIP_RATIO_GRACE_BYTES) {
+          const ratioLimit = Math.max(GZIP_RATIO_GRACE_BYTES, maxRatio * gunzip.bytesWritten)
+          if (ratioLimit < allowed) {
+            allowed = ratioLimit
+            why = `${maxRatio} times the ${gunzip.bytesWritten} compressed bytes consumed`
+          }
+        }
+        if (decompressed + chunk.length > allowed) {
+          const keep = Math.max(0, allowed - decompressed)
+          framer.push(chunk.subarray(0, keep))
+          decompressed += keep
+          throw new TeitenError('CAPTURE_GZIP_BOMB', `gzip stream expands beyond ${why}`, {
+            file: path,
+            offset: decompressed,
+          })
+        }
+        decompressed += chunk.length
+        framer.push(chunk)
+        if (options.afterChunk) await options.afterChunk()
+      } catch (err) {
+        decodeError = err
+        throw err
+      }
+    }
+  }
+
+  try {
+    await pipeline(input, count, gunzip, decode, signal ? { signal } : {})
+  } catch (err) {
+    if (decodeError !== undefined) throw decodeError
+    if (signal?.aborted) throw signal.reason
+    if (readError !== undefined) throw wrapError(readError, 'CAPTURE_READ_FAILED', { file: path, offset: decompressed })
+    const message = err instanceof Error ? err.message : String(err)
+    throw new TeitenError(
+      'CAPTURE_GZIP_CORRUPT',
+      `gzip stream is corrupt (${message}) after ${decompressed} decompressed bytes`,
+      { file: path, offset: decompressed },
+      { cause: err },
+    )
+  }
+}
