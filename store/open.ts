@@ -68,6 +68,20 @@ function isLockError(err: unknown): boolean {
   return /Cannot lock file|already running|different on-disk path/i.test(text)
 }
 
+/** The engine writes `PID: n` into its status file while it holds the directory. */
+function engineHolderPid(engineDir: string): number | undefined {
+  try {
+    const match = /PID:\s*(\d+)/.exec(readFileSync(join(engineDir, 'status'), 'utf8'))
+    if (!match) return undefined
+    const pid = Number(match[1])
+    if (pid === process.pid) return undefined
+    process.kill(pid, 0)
+    return pid
+  } catch {
+    return undefined
+  }
+}
+
 interface OwnerRecord {
   pid: number
   role: string
@@ -83,8 +97,9 @@ function readOwner(path: string): OwnerRecord | undefined {
   }
 }
 
-export function lockedMessage(dataDir: string, owner: OwnerRecord | undefined): string {
-  const who = owner ? `pid ${owner.pid} (${owner.role}, since ${owner.startedAt})` : 'another process'
+export function lockedMessage(dataDir: string, owner: Partial<OwnerRecord> | undefined): string {
+  const detail = [owner?.role, owner?.startedAt ? `since ${owner.startedAt}` : undefined].filter(Boolean).join(', ')
+  const who = owner?.pid ? `pid ${owner.pid}${detail ? ` (${detail})` : ''}` : 'another process'
   return (
     `the data directory ${dataDir} is in use by ${who}, and it does not accept requests from other teiten commands. ` +
     `Wait for it to finish or stop it, or point this command at a ClickHouse server with --clickhouse URL, ` +
@@ -100,14 +115,22 @@ async function openEmbedded(options: OpenStoreOptions): Promise<Store> {
   try {
     connection = createChdbConnection({ path: paths.engine })
   } catch (err) {
-    if (!isLockError(err)) throw new TeitenError('STORE_UNAVAILABLE', (err as Error).message, {}, { cause: err })
+    // chDB reports a held directory only as "Failed to create connection" (the lock message
+    // goes to stderr), so the status file's PID decides whether someone holds it.
+    const holderPid = engineHolderPid(paths.engine)
+    if (holderPid === undefined && !isLockError(err)) {
+      throw new TeitenError('STORE_UNAVAILABLE', `${paths.engine}: ${(err as Error).message}`, { file: paths.engine }, {
+        cause: err,
+      })
+    }
     const owner = readOwner(paths.owner)
     const delegate = await connectDelegate(paths.socket, options.logger).catch(() => undefined)
     if (delegate) {
       options.logger.info({ owner }, 'data directory held by another teiten process: working through it')
       return delegate
     }
-    throw new TeitenError('STORE_LOCKED', lockedMessage(paths.root, owner), { file: paths.root }, { cause: err })
+    const holder = owner?.pid === holderPid || !holderPid ? owner : { pid: holderPid }
+    throw new TeitenError('STORE_LOCKED', lockedMessage(paths.root, holder), { file: paths.root }, { cause: err })
   }
   // chdb ships its own copy of client-common's types; the runtime contract is the same.
   const client = createClient({ connection: connection as unknown as Parameters<typeof createClient>[0] extends infer C ? C extends { connection?: infer X } ? X : never : never })

@@ -965,8 +965,7 @@ function wire() {
   mainChart.getZr().on('click', (e) => {
     const point = [e.offsetX, e.offsetY]
     if (!view || !mainChart.containPixel('grid', point)) return
-    const index = mainChart.convertFromPixel({ xAxisIndex: 0 }, point)
-    const i = Array.isArray(index) ? index[0] : index
+    const [i] = mainChart.convertFromPixel({ gridIndex: 0 }, point) ?? []
     if (Number.isInteger(i) && view.days[i]) selectDay(view.days[i])
   })
   window.addEventListener('popstate', () => {
