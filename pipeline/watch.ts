@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { appendFile, lstat, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { appendFile, lstat, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, relative, resolve } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { TeitenError } from '../core/errors.js'
@@ -237,9 +237,11 @@ export class SpoolWatcher {
     // Files gone since the last scan: renamed (same inode under a new name) or deleted.
     const byInode = new Map<string, string>()
     for (const [path, look] of files) if (!this.seen.has(path)) byInode.set(`${look.dev}:${look.ino}`, path)
+    const hidden = [...unlisted].map((d) => `${d}/`)
     for (const [path, s] of this.seen) {
       if (files.has(path)) continue
-      if ([...unlisted].some((d) => path.startsWith(`${d}/`))) continue
+      // A folder that could not be listed this time says nothing about its files.
+      if (hidden.some((d) => path.startsWith(d))) continue
       this.seen.delete(path)
       const to = byInode.get(`${s.dev}:${s.ino}`)
       const oldRel = relative(this.root, path)
@@ -249,7 +251,7 @@ export class SpoolWatcher {
         // A handled file moved within the spool keeps its identity: no hashing under the new name.
         const moved = to ? files.get(to) : undefined
         if (to && moved && moved.size === entry.size) {
-          void this.remember(relative(this.root, to), { ...entry, sig: sigOf(moved) })
+          await this.remember(relative(this.root, to), { ...entry, sig: sigOf(moved) })
         }
       }
       if (s.state !== 'new') {
@@ -508,10 +510,10 @@ function olderFirst(a: Seen, b: Seen): number {
 
 /** Checks the spool argument before anything is opened: a typo should fail at once, not poll forever. */
 export async function checkSpool(root: string): Promise<void> {
-  let info: Awaited<ReturnType<typeof lstat>>
+  let info: Awaited<ReturnType<typeof stat>>
   try {
-    info = await lstat(root)
-    if (info.isSymbolicLink()) info = await (await import('node:fs/promises')).stat(root)
+    // The root itself may be a link the user named; links inside it are never followed.
+    info = await stat(root)
   } catch (err) {
     throw new TeitenError('USAGE', `--watch ${root}: no such directory`, { file: root }, { cause: err })
   }

@@ -610,8 +610,18 @@ function renderChart() {
     {
       animationDuration: 250,
       textStyle: { fontFamily: getComputedStyle(document.body).fontFamily },
-      legend: { type: 'scroll', top: 0, left: 0, right: 0, itemWidth: 12, itemHeight: 10, textStyle: { fontSize: 12 } },
-      grid: { left: 8, right: 16, top: 40, bottom: v.days.length > 31 ? 56 : 24, containLabel: true },
+      // The monlist line first: it is what the advisory is about.
+      legend: {
+        top: 0,
+        left: 0,
+        right: 0,
+        itemWidth: 12,
+        itemHeight: 10,
+        itemGap: 12,
+        textStyle: { fontSize: 12 },
+        data: [...(monlist ? [t().monlistSeries] : []), ...series.filter((s) => s.id !== 'monlist').map((s) => s.name)],
+      },
+      grid: { left: 8, right: 16, top: series.length > 8 ? 78 : 54, bottom: v.days.length > 31 ? 56 : 24, containLabel: true },
       tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' }, formatter: axisTooltip, confine: true },
       xAxis: {
         type: 'category',
@@ -622,7 +632,8 @@ function renderChart() {
       yAxis: {
         type: 'value',
         name: t().yName[state.measure],
-        nameTextStyle: { align: 'left', color: '#5d6878' },
+        nameGap: 12,
+        nameTextStyle: { align: 'left', color: '#8a94a3', fontSize: 11 },
         axisLabel: { formatter: (x) => (state.measure === 'per_address' ? String(x) : Number(x).toLocaleString(state.lang)) },
         splitLine: { lineStyle: { color: '#edf0f4' } },
       },
@@ -716,9 +727,10 @@ function renderSourcesTable(rows, title, sub) {
   const body = rows
     .map(
       (r) =>
-        `<tr data-src="${esc(r.address)}"${r.address === state.src ? ' class="selected"' : ''}><td class="addr" title="${esc(r.address)}">${esc(r.address)}${r.bogon ? '<span class="badge">bogon</span>' : ''}</td><td class="cc" title="${esc(countryName(r.country))}">${esc(r.country)}</td><td>${fmt(r.packets, 'packets')}</td><td>${fmt(r.dark_addresses, 'packets')}</td><td class="cls">${r.classes
+        `<tr data-src="${esc(r.address)}"${r.address === state.src ? ' class="selected"' : ''}><td class="addr" title="${esc(r.address)}">${esc(r.address)}${r.bogon ? '<span class="badge">bogon</span>' : ''}</td><td class="cc" title="${esc(countryName(r.country))}">${esc(r.country)}</td><td>${fmt(r.packets, 'packets')}</td><td>${fmt(r.dark_addresses, 'packets')}</td><td class="cls" title="${esc(r.classes.join(', '))}">${r.classes
+          .slice(0, 1)
           .map((c) => `<span class="chip${c === 'monlist' ? ' monlist' : ''}">${esc(c)}</span>`)
-          .join('')}</td></tr>`,
+          .join('')}${r.classes.length > 1 ? `<span class="chip">+${r.classes.length - 1}</span>` : ''}</td></tr>`,
     )
     .join('')
   $('sources').innerHTML = `${head}<tbody>${body || `<tr><td class="empty" colspan="5">${t().noSources}</td></tr>`}</tbody>`
