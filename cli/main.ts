@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { isTeitenError } from '../core/errors.js'
 import { registerAlerts } from './commands/alerts.js'
+import { registerConfig } from './commands/config.js'
 import { registerDaily } from './commands/daily.js'
 import { registerExport } from './commands/export.js'
 import { registerIngest } from './commands/ingest.js'
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerReport(program)
   registerSchedule(program)
   registerAlerts(program)
+  registerConfig(program)
   return program
 }
 

@@ -278,7 +278,7 @@ export async function startMetricsServer(
   })
   const port = (server.address() as AddressInfo).port
   const url = `http://${host}:${port}/metrics`
-  options.logger?.info({ url }, 'metrics served')
+  options.logger?.info({ endpoint: url }, 'metrics served')
   return {
     host,
     port,

@@ -1,5 +1,6 @@
 import type { FileHandle } from 'node:fs/promises'
 import { open } from 'node:fs/promises'
+import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
 import type { Frame } from '../core/event.js'
@@ -38,6 +39,70 @@ export async function readCapture(
   options: ReadCaptureOptions = {},
 ): Promise<CaptureStats> {
   const chunkBytes = Math.max(1, options.chunkBytes ?? DEFAULT_CHUNK_BYTES)
+  const { stats, framer } = begin(path, onFrame, options)
+  options.signal?.throwIfAborted()
+
+  let fh: FileHandle
+  try {
+    fh = await open(path, 'r')
+  } catch (err) {
+    throw wrapError(err, 'CAPTURE_READ_FAILED', { file: path, offset: 0 })
+  }
+  try {
+    const buf = Buffer.allocUnsafe(Math.max(chunkBytes, 2))
+    const first = await readAt(fh, buf, 0, path)
+    if (first >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
+      stats.gzip = true
+      const input = fh.createReadStream({ start: 0, highWaterMark: chunkBytes, autoClose: false })
+      await readGzip(input, framer, chunkBytes, options, path)
+    } else {
+      await readPlain(fh, buf, first, framer, options, path)
+    }
+    framer.end()
+    stats.bytes = framer.bytes
+    return stats
+  } finally {
+    await fh.close().catch(() => {})
+  }
+}
+
+/**
+ * readCapture over bytes in memory (fuzzing, tests): the same framer, decoders and gzip limits,
+ * no file. `name` stands for the path in errors.
+ */
+export async function readCaptureBuffer(
+  bytes: Buffer,
+  name: string,
+  onFrame: (frame: Frame) => void,
+  options: ReadCaptureOptions = {},
+): Promise<CaptureStats> {
+  const chunkBytes = Math.max(1, options.chunkBytes ?? DEFAULT_CHUNK_BYTES)
+  const { stats, framer } = begin(name, onFrame, options)
+  options.signal?.throwIfAborted()
+  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    stats.gzip = true
+    const chunks: Buffer[] = []
+    for (let at = 0; at < bytes.length; at += chunkBytes) chunks.push(bytes.subarray(at, at + chunkBytes))
+    await readGzip(Readable.from(chunks), framer, chunkBytes, options, name)
+  } else {
+    for (let at = 0; at < bytes.length; at += chunkBytes) {
+      const end = Math.min(bytes.length, at + chunkBytes)
+      options.onProgress?.(end)
+      framer.push(bytes.subarray(at, end))
+      if (options.afterChunk) await options.afterChunk()
+      options.signal?.throwIfAborted()
+    }
+  }
+  framer.end()
+  stats.bytes = framer.bytes
+  return stats
+}
+
+function begin(
+  path: string,
+  onFrame: (frame: Frame) => void,
+  options: ReadCaptureOptions,
+): { stats: CaptureStats; framer: Framer } {
   const stats: CaptureStats = {
     format: 'pcap',
     gzip: false,
@@ -64,30 +129,7 @@ export async function readCapture(
     stats,
     maxRecordBytes: options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
   }
-  const framer = new Framer(ctx)
-  options.signal?.throwIfAborted()
-
-  let fh: FileHandle
-  try {
-    fh = await open(path, 'r')
-  } catch (err) {
-    throw wrapError(err, 'CAPTURE_READ_FAILED', { file: path, offset: 0 })
-  }
-  try {
-    const buf = Buffer.allocUnsafe(Math.max(chunkBytes, 2))
-    const first = await readAt(fh, buf, 0, path)
-    if (first >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
-      stats.gzip = true
-      await readGzip(fh, framer, chunkBytes, options, path)
-    } else {
-      await readPlain(fh, buf, first, framer, options, path)
-    }
-    framer.end()
-    stats.bytes = framer.bytes
-    return stats
-  } finally {
-    await fh.close().catch(() => {})
-  }
+  return { stats, framer: new Framer(ctx) }
 }
 
 /**
@@ -143,7 +185,7 @@ async function readAt(fh: FileHandle, buf: Buffer, position: number, path: strin
  * bytes up to the limit are still decoded, so complete records before it are delivered.
  */
 async function readGzip(
-  fh: FileHandle,
+  input: Readable,
   framer: Framer,
   chunkBytes: number,
   options: ReadCaptureOptions,
@@ -152,7 +194,6 @@ async function readGzip(
   const maxRatio = options.maxGzipRatio ?? DEFAULT_MAX_GZIP_RATIO
   const maxBytes = options.maxGzipBytes ?? DEFAULT_MAX_GZIP_BYTES
   const signal = options.signal
-  const input = fh.createReadStream({ start: 0, highWaterMark: chunkBytes, autoClose: false })
   const gunzip = createGunzip({ chunkSize: Math.max(64, Math.min(chunkBytes, GUNZIP_CHUNK_BYTES)) })
   let compressedRead = 0
   let decompressed = 0

@@ -243,13 +243,23 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
         await Promise.allSettled(inFlight)
         throw sinkError
       }
-      if (options.signal?.aborted) {
-        // Interrupted mid-file: the partial batch is not written (its token will name the full
-        // batch when the file is read again) and the ledger must not claim the file.
+      const readFailed = isTeitenError(err, 'CAPTURE_READ_FAILED')
+      if (options.signal?.aborted || readFailed) {
+        // Interrupted, or the disk failed us: nothing about the content is known. The partial
+        // batch is not written (its token will name the full batch when the file is read again)
+        // and the ledger must not claim the file.
         await Promise.allSettled(inFlight)
         reportMetrics()
         if (sinkError) throw sinkError
-        break
+        if (!readFailed) break
+        const error = err as TeitenError
+        if (error.context.file === undefined) error.context.file = file.path
+        const outcome: FileOutcome = { file, fileId, status: 'failed', records, kept, error }
+        countFile(outcome)
+        summary.filesFailed++
+        summary.outcomes.push(outcome)
+        options.onFileDone?.(outcome)
+        continue
       }
       captureError = isTeitenError(err) ? err : wrapError(err, 'CAPTURE_BAD_RECORD', { file: file.path })
       if (captureError.context.file === undefined) captureError.context.file = file.path

@@ -376,7 +376,8 @@ export class SpoolWatcher {
     try {
       after = lookOf(await lstat(path))
     } catch {}
-    if (after && sigOf(after) !== s.sig && outcome.fileId !== '') {
+    const unread = outcome.fileId === '' || outcome.error?.code === 'CAPTURE_READ_FAILED'
+    if (after && sigOf(after) !== s.sig && !unread) {
       this.report(
         'changed_while_reading',
         path,
@@ -393,8 +394,9 @@ export class SpoolWatcher {
 
   private async settle(s: Seen, rel: string, look: Look, outcome: FileOutcome, ms: number): Promise<boolean> {
     const { path } = s
-    if (outcome.fileId === '') {
-      // Not even hashed: the file vanished, became something else, or cannot be read.
+    if (outcome.fileId === '' || outcome.error?.code === 'CAPTURE_READ_FAILED') {
+      // The file vanished, became something else, or cannot be read: nothing was recorded for
+      // it, and it is looked at again once it changes (a chmod changes its ctime).
       const code = errnoOf(outcome.error)
       if (code === 'ENOENT') return false // the next scan reports it
       s.state = 'reported'
@@ -439,26 +441,26 @@ export class SpoolWatcher {
     this.stateLoaded = true
     const path = this.options.statePath
     if (!path) return
-    let text: string
+    let text = ''
     try {
       text = await readFile(path, 'utf8')
     } catch (err) {
       if (errnoOf(err) !== 'ENOENT') this.warnState(err)
-      return
     }
     for (const line of text.split('\n')) {
       if (line === '') continue
+      let e: { v?: number; p?: string; g?: string; s?: number; i?: number; id?: string }
       try {
-        const e = JSON.parse(line) as { v?: number; root?: string; p?: string; g?: string; s?: number; i?: number; id?: string }
-        if (e.v !== undefined) {
-          if (e.v !== STATE_VERSION) return // written by another version: start cold
-          continue
-        }
-        if (typeof e.p === 'string' && typeof e.g === 'string' && typeof e.id === 'string') {
-          this.cache.set(e.p, { sig: e.g, size: Number(e.s), ino: Number(e.i), fileId: e.id })
-        }
+        e = JSON.parse(line)
       } catch {
-        // A line cut by a crash: the files it named are hashed again.
+        continue // a line cut by a crash: the file it named is hashed again
+      }
+      if (e.v !== undefined && e.v !== STATE_VERSION) {
+        this.cache.clear() // written by another version: start cold
+        break
+      }
+      if (typeof e.p === 'string' && typeof e.g === 'string' && typeof e.id === 'string') {
+        this.cache.set(e.p, { sig: e.g, size: Number(e.s), ino: Number(e.i), fileId: e.id })
       }
     }
     await this.compactState()

@@ -19,9 +19,12 @@ import type { QueryParams, Settings, Store } from './store.js'
 const isoDay = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}$/, 'expected YYYY-MM-DD')
-  .refine((s) => !Number.isNaN(Date.parse(`${s}T00:00:00Z`)) && new Date(`${s}T00:00:00Z`).toISOString().startsWith(s), {
-    message: 'not a calendar date',
-  })
+  .refine(
+    (s) => !Number.isNaN(Date.parse(`${s}T00:00:00Z`)) && new Date(`${s}T00:00:00Z`).toISOString().startsWith(s),
+    {
+      message: 'not a calendar date',
+    },
+  )
 
 const csvList = <T extends z.ZodType<string, string>>(item: T) =>
   z
@@ -31,7 +34,13 @@ const csvList = <T extends z.ZodType<string, string>>(item: T) =>
 
 const intParam = (min: number, max: number) =>
   z
-    .union([z.number(), z.string().regex(/^\d{1,12}$/, 'expected a whole number').transform(Number)])
+    .union([
+      z.number(),
+      z
+        .string()
+        .regex(/^\d{1,12}$/, 'expected a whole number')
+        .transform(Number),
+    ])
     .pipe(z.number().int().min(min).max(max))
 
 const COUNTRY = z.string().regex(/^([A-Z]{2}|--)$/, 'expected ISO 3166-1 alpha-2 in capitals or --')
@@ -101,7 +110,8 @@ export const SourceHistoryQuerySchema = z
   .strict()
   .refine(rangeOrdered, { message: 'from is after to' })
 export type SourceHistoryQuery = z.output<typeof SourceHistoryQuerySchema>
-export const parseSourceHistoryQuery = (input: unknown): SourceHistoryQuery => parseWith(SourceHistoryQuerySchema, input)
+export const parseSourceHistoryQuery = (input: unknown): SourceHistoryQuery =>
+  parseWith(SourceHistoryQuerySchema, input)
 
 export const EXPORT_FORMATS = ['csv', 'parquet'] as const
 export type ExportFormat = (typeof EXPORT_FORMATS)[number]
@@ -216,7 +226,8 @@ function summary(r: RawSourceAggregate): SourceSummary {
 /** Classes in their canonical order (monlist first), not alphabetically. */
 function sortClasses(classes: string[]): string[] {
   return [...classes].sort(
-    (a, b) => NTP_CLASSES.indexOf(a as (typeof NTP_CLASSES)[number]) - NTP_CLASSES.indexOf(b as (typeof NTP_CLASSES)[number]),
+    (a, b) =>
+      NTP_CLASSES.indexOf(a as (typeof NTP_CLASSES)[number]) - NTP_CLASSES.indexOf(b as (typeof NTP_CLASSES)[number]),
   )
 }
 
@@ -232,9 +243,15 @@ export async function queryHourly(store: Store, q: HourlyQuery): Promise<HourlyR
     "hour < toDateTime({day:Date}, 'UTC') + INTERVAL 1 DAY",
     ...filterTerms(q, params),
   ]
-  const keys = q.by.map((k) => (k === 'hour' ? 'toUnixTimestamp(hour) AS k_hour' : k === 'class' ? 'toString(class) AS k_class' : `${k} AS k_${k}`))
+  const keys = q.by.map((k) =>
+    k === 'hour' ? 'toUnixTimestamp(hour) AS k_hour' : k === 'class' ? 'toString(class) AS k_class' : `${k} AS k_${k}`,
+  )
   const group = q.by.map((k) => `k_${k}`)
-  const order = [...(q.by.includes('hour') ? ['k_hour ASC'] : []), 'packets DESC', ...group.filter((k) => k !== 'k_hour').map((k) => `${k} ASC`)]
+  const order = [
+    ...(q.by.includes('hour') ? ['k_hour ASC'] : []),
+    'packets DESC',
+    ...group.filter((k) => k !== 'k_hour').map((k) => `${k} ASC`),
+  ]
   const sql =
     `SELECT ${[...keys, 'sum(packets) AS packets', 'uniqExactMerge(sources) AS sources'].join(', ')}` +
     ` FROM (SELECT * FROM hourly_agg${whereClause(where)})` +
@@ -244,7 +261,8 @@ export async function queryHourly(store: Store, q: HourlyQuery): Promise<HourlyR
   return rows.map((r) => {
     const out: HourlyRow = {}
     for (const k of q.by) {
-      out[k] = k === 'hour' ? new Date(Number(r.k_hour) * 1000).toISOString().replace('.000Z', 'Z') : String(r[`k_${k}`])
+      out[k] =
+        k === 'hour' ? new Date(Number(r.k_hour) * 1000).toISOString().replace('.000Z', 'Z') : String(r[`k_${k}`])
     }
     out.packets = Number(r.packets)
     out.sources = Number(r.sources)
@@ -426,12 +444,7 @@ export async function assertExportSize(store: Store, q: Omit<ExportQuery, 'forma
 export async function exportEvents(store: Store, q: ExportQuery, maxRows: number): Promise<Buffer> {
   await assertExportSize(store, q, maxRows)
   const { sql, params } = exportSql(q, q.from, q.to)
-  try {
-    return await store.queryRaw(sql, params, q.format === 'parquet' ? 'Parquet' : 'CSVWithNames', exportLimitSettings(maxRows))
-  } catch (err) {
-    await absorbResidue(store)
-    throw err
-  }
+  return store.queryRaw(sql, params, q.format === 'parquet' ? 'Parquet' : 'CSVWithNames', exportLimitSettings(maxRows))
 }
 
 export function* daysBetween(from: string, to: string): Generator<string> {
@@ -444,18 +457,16 @@ export function* daysBetween(from: string, to: string): Generator<string> {
  * CSV one day at a time: memory stays bounded by the busiest day, whatever the range. The
  * header comes once, from the first day (CSVWithNames writes it even for an empty day).
  */
-export async function* exportCsvByDay(store: Store, q: Omit<ExportQuery, 'format'>, maxRowsPerDay: number): AsyncGenerator<Buffer> {
+export async function* exportCsvByDay(
+  store: Store,
+  q: Omit<ExportQuery, 'format'>,
+  maxRowsPerDay: number,
+): AsyncGenerator<Buffer> {
   let first = true
   for (const day of daysBetween(q.from, q.to)) {
     const { sql, params } = exportSql(q, day, day)
-    let chunk: Buffer
-    try {
-      chunk = await store.queryRaw(sql, params, first ? 'CSVWithNames' : 'CSV', exportLimitSettings(maxRowsPerDay))
-    } catch (err) {
-      await absorbResidue(store)
-      throw err
-    }
-    yield chunk
+    // A failed query's leftover output is absorbed by the store itself (store/store.ts).
+    yield await store.queryRaw(sql, params, first ? 'CSVWithNames' : 'CSV', exportLimitSettings(maxRowsPerDay))
     first = false
   }
 }
@@ -569,7 +580,7 @@ function reject(message: string): never {
 export function checkAst(rows: string[]): void {
   const nodes = parseAstRows(rows)
   const root = nodes[0]
-  if (!root || root.kind !== 'SelectWithUnionQuery') reject('only a single SELECT (or WITH … SELECT) statement is allowed')
+  if (root?.kind !== 'SelectWithUnionQuery') reject('only a single SELECT (or WITH … SELECT) statement is allowed')
   const stack: AstNode[] = []
   for (const node of nodes) {
     while (stack.length > 0 && stack[stack.length - 1]!.depth >= node.depth) stack.pop()
@@ -588,7 +599,9 @@ export function checkAst(rows: string[]): void {
         reject(`the function ${name}() reads outside the store and is not allowed`)
       }
       if (inTable && !ALLOWED_TABLE_FUNCTIONS.has(name)) {
-        reject(`the table function ${name}() is not allowed; read the tables events, daily_agg, hourly_agg, source_daily`)
+        reject(
+          `the table function ${name}() is not allowed; read the tables events, daily_agg, hourly_agg, source_daily`,
+        )
       }
     }
     if (node.kind === 'TableIdentifier' || node.kind === 'Identifier') {
@@ -615,11 +628,16 @@ export function checkAst(rows: string[]): void {
  */
 export async function guardReadOnlySql(store: Store, sql: string): Promise<string> {
   if (typeof sql !== 'string' || sql.trim().length === 0) throw new TeitenError('BAD_PARAMETER', 'sql: empty query')
-  if (sql.length > MAX_SQL_LENGTH) throw new TeitenError('BAD_PARAMETER', `sql: longer than ${MAX_SQL_LENGTH} characters`)
+  if (sql.length > MAX_SQL_LENGTH)
+    throw new TeitenError('BAD_PARAMETER', `sql: longer than ${MAX_SQL_LENGTH} characters`)
   if (sql.includes('\0')) throw new TeitenError('BAD_PARAMETER', 'sql: contains a NUL character')
   const format = async (text: string): Promise<string> => {
     try {
-      const [row] = await store.query<{ q: string }>('SELECT formatQuerySingleLine({sql:String}) AS q', { sql: text }, READ_SETTINGS)
+      const [row] = await store.query<{ q: string }>(
+        'SELECT formatQuerySingleLine({sql:String}) AS q',
+        { sql: text },
+        READ_SETTINGS,
+      )
       return row!.q
     } catch (err) {
       throw new TeitenError('QUERY_REJECTED', `not a single valid statement: ${engineMessage(err)}`, {}, { cause: err })
@@ -631,7 +649,11 @@ export async function guardReadOnlySql(store: Store, sql: string): Promise<strin
   try {
     // As a subquery, EXPLAIN's own output format is the caller's (and the engine itself refuses
     // anything but a SELECT there, and FORMAT or INTO OUTFILE inside it).
-    const rows = await store.query<{ explain: string }>(`SELECT explain FROM (EXPLAIN AST ${canonical})`, undefined, READ_SETTINGS)
+    const rows = await store.query<{ explain: string }>(
+      `SELECT explain FROM (EXPLAIN AST ${canonical})`,
+      undefined,
+      READ_SETTINGS,
+    )
     ast = rows.map((r) => r.explain)
   } catch (err) {
     throw new TeitenError('QUERY_REJECTED', `not an allowed statement: ${engineMessage(err)}`, {}, { cause: err })
@@ -643,18 +665,6 @@ export async function guardReadOnlySql(store: Store, sql: string): Promise<strin
 function engineMessage(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err)
   return text.replace(/\s*In scope SELECT formatQuerySingleLine\(.*$/s, '').slice(0, 500)
-}
-
-/**
- * chDB 3.4 hands the partial output of a query that failed while streaming (a timeout, a
- * memory or result limit, throwIf) to the next query on the same session, where it would be
- * read as that query's rows. A throwaway query right after the failure takes it.
- */
-export async function absorbResidue(store: Store): Promise<void> {
-  if (store.kind === 'server') return
-  try {
-    await store.queryRaw('SELECT 1', undefined, 'TSV', READ_SETTINGS)
-  } catch {}
 }
 
 export function sqlSettings(limits: SqlLimits): Settings {
@@ -679,20 +689,32 @@ export interface SqlResult {
 }
 
 /** Guards, then runs a researcher's SELECT with the read-only limits. */
-export async function runReadOnlySql(store: Store, sql: string, limits: SqlLimits = DEFAULT_SQL_LIMITS): Promise<SqlResult> {
+export async function runReadOnlySql(
+  store: Store,
+  sql: string,
+  limits: SqlLimits = DEFAULT_SQL_LIMITS,
+): Promise<SqlResult> {
   const canonical = await guardReadOnlySql(store, sql)
   let raw: Buffer
   try {
     raw = await store.queryRaw(canonical, undefined, 'JSONCompact', sqlSettings(limits))
   } catch (err) {
-    await absorbResidue(store)
     const message = engineMessage(err)
     if (/Limit for result exceeded/i.test(message)) {
-      throw new TeitenError('QUERY_REJECTED', `the result has more than ${limits.maxResultRows} rows or ${limits.maxResultBytes} bytes: add a LIMIT or aggregate`, { userSql: true }, { cause: err })
+      throw new TeitenError(
+        'QUERY_REJECTED',
+        `the result has more than ${limits.maxResultRows} rows or ${limits.maxResultBytes} bytes: add a LIMIT or aggregate`,
+        { userSql: true },
+        { cause: err },
+      )
     }
     throw new TeitenError('STORE_QUERY_FAILED', message, { userSql: true }, { cause: err })
   }
-  const parsed = JSON.parse(raw.toString('utf8')) as { meta: { name: string; type: string }[]; data: unknown[][]; statistics?: SqlResult['statistics'] }
+  const parsed = JSON.parse(raw.toString('utf8')) as {
+    meta: { name: string; type: string }[]
+    data: unknown[][]
+    statistics?: SqlResult['statistics']
+  }
   return { columns: parsed.meta, rows: parsed.data, statistics: parsed.statistics }
 }
 

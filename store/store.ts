@@ -78,6 +78,8 @@ export const httpRowBinaryInserter: RowBinaryInserter = async (client, table, _s
 }
 
 export class ClickHouseStore implements Store {
+  private tail: Promise<unknown> = Promise.resolve()
+
   constructor(
     readonly kind: 'embedded' | 'server',
     private readonly client: ClickHouseClient,
@@ -85,7 +87,46 @@ export class ClickHouseStore implements Store {
     private readonly onClose: () => Promise<void> = async () => {},
   ) {}
 
-  async query<T>(sql: string, params?: QueryParams, settings?: Settings): Promise<T[]> {
+  /**
+   * The embedded engine runs one statement at a time, and a failed statement is followed by a
+   * throwaway query in the same turn: chDB 3.4 hands the partial output of a query that failed
+   * while streaming to whichever query runs next on the session (seen: 3.4 MB of a timed-out
+   * SELECT prepended to a later `SELECT 1`). A server answers each HTTP request apart.
+   */
+  private turn<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.kind === 'server') return fn()
+    const run = async () => {
+      try {
+        return await fn()
+      } catch (err) {
+        try {
+          await this.client.query({ query: 'SELECT 1', format: 'TabSeparated' }).then((rs) => rs.text())
+        } catch {}
+        throw err
+      }
+    }
+    const result = this.tail.then(run, run)
+    this.tail = result.catch(() => undefined)
+    return result
+  }
+
+  query<T>(sql: string, params?: QueryParams, settings?: Settings): Promise<T[]> {
+    return this.turn(() => this.queryNow<T>(sql, params, settings))
+  }
+
+  queryRaw(sql: string, params: QueryParams | undefined, format: string, settings?: Settings): Promise<Buffer> {
+    return this.turn(() => this.queryRawNow(sql, params, format, settings))
+  }
+
+  command(sql: string, params?: QueryParams, settings?: Settings): Promise<void> {
+    return this.turn(() => this.commandNow(sql, params, settings))
+  }
+
+  insertRowBinary(table: string, structure: string, body: Buffer, dedupToken?: string): Promise<void> {
+    return this.turn(() => this.insertNow(table, structure, body, dedupToken))
+  }
+
+  private async queryNow<T>(sql: string, params?: QueryParams, settings?: Settings): Promise<T[]> {
     try {
       const rs = await this.client.query({
         query: withSettings(sql, settings),
@@ -98,7 +139,12 @@ export class ClickHouseStore implements Store {
     }
   }
 
-  async queryRaw(sql: string, params: QueryParams | undefined, format: string, settings?: Settings): Promise<Buffer> {
+  private async queryRawNow(
+    sql: string,
+    params: QueryParams | undefined,
+    format: string,
+    settings?: Settings,
+  ): Promise<Buffer> {
     assertIdentifier(format)
     try {
       const result = await this.client.exec({
@@ -113,7 +159,7 @@ export class ClickHouseStore implements Store {
     }
   }
 
-  async command(sql: string, params?: QueryParams, settings?: Settings): Promise<void> {
+  private async commandNow(sql: string, params?: QueryParams, settings?: Settings): Promise<void> {
     try {
       await this.client.command({ query: withSettings(sql, settings), query_params: params })
     } catch (err) {
@@ -121,7 +167,7 @@ export class ClickHouseStore implements Store {
     }
   }
 
-  async insertRowBinary(table: string, structure: string, body: Buffer, dedupToken?: string): Promise<void> {
+  private async insertNow(table: string, structure: string, body: Buffer, dedupToken?: string): Promise<void> {
     if (body.length === 0) return
     try {
       await this.inserter(this.client, assertIdentifier(table), structure, body, dedupSettings(dedupToken))

@@ -54,14 +54,12 @@ import {
   DROP_CATEGORIES,
   type DropCategory,
   LINK_CHOICES,
-  LINK_VARIANTS,
   type LinkChoice,
   type LinkChoiceInfo,
   NET_V4_CUM,
   NET_V6_CUM,
   NOISE_CUM_V4,
   NOISE_CUM_V6,
-  NOISE_KINDS,
   type Template,
   TemplateStore,
 } from './templates.js'
@@ -120,8 +118,20 @@ export const FORMAT_SLOTS: readonly FileFormat[] = [
     simplePackets: true,
     extraBlocks: true,
     sections: [
-      { bigEndian: false, interfaces: [{ link: 'ethernet', weight: 3 }, { link: 'sll2', tsresol: NS, weight: 1 }] },
-      { bigEndian: true, interfaces: [{ link: 'raw', tsresol: BIN20, weight: 1 }, { link: 'null-be', tsresol: NS, weight: 1 }] },
+      {
+        bigEndian: false,
+        interfaces: [
+          { link: 'ethernet', weight: 3 },
+          { link: 'sll2', tsresol: NS, weight: 1 },
+        ],
+      },
+      {
+        bigEndian: true,
+        interfaces: [
+          { link: 'raw', tsresol: BIN20, weight: 1 },
+          { link: 'null-be', tsresol: NS, weight: 1 },
+        ],
+      },
     ],
   },
   { container: 'pcap', nanos: true, bigEndian: true, link: 'raw', gzip: false },
@@ -135,7 +145,13 @@ export const FORMAT_SLOTS: readonly FileFormat[] = [
     extraBlocks: true,
     sections: [
       { bigEndian: true, interfaces: [{ link: 'ethernet', tsresol: NS, weight: 1 }] },
-      { bigEndian: false, interfaces: [{ link: 'sll', weight: 1 }, { link: 'ethernet', tsresol: BIN30, weight: 2 }] },
+      {
+        bigEndian: false,
+        interfaces: [
+          { link: 'sll', weight: 1 },
+          { link: 'ethernet', tsresol: BIN30, weight: 2 },
+        ],
+      },
     ],
   },
   // NULL with a big-endian family inside a little-endian file: the family is the capturing host's order.
@@ -147,7 +163,13 @@ export const FORMAT_SLOTS: readonly FileFormat[] = [
     simplePackets: false,
     extraBlocks: true,
     sections: [
-      { bigEndian: true, interfaces: [{ link: 'sll', weight: 1 }, { link: 'ethernet', tsresol: { base: 2, exponent: 24 }, weight: 2 }] },
+      {
+        bigEndian: true,
+        interfaces: [
+          { link: 'sll', weight: 1 },
+          { link: 'ethernet', tsresol: { base: 2, exponent: 24 }, weight: 2 },
+        ],
+      },
       {
         bigEndian: false,
         interfaces: [
@@ -166,7 +188,13 @@ export const FORMAT_SLOTS: readonly FileFormat[] = [
     simplePackets: true,
     extraBlocks: false,
     sections: [
-      { bigEndian: false, interfaces: [{ link: 'ethernet', weight: 1 }, { link: 'ethernet', tsresol: NS, weight: 1 }] },
+      {
+        bigEndian: false,
+        interfaces: [
+          { link: 'ethernet', weight: 1 },
+          { link: 'ethernet', tsresol: NS, weight: 1 },
+        ],
+      },
     ],
   },
 ]
@@ -182,7 +210,9 @@ export function describeFormat(f: FileFormat): string {
   const gz = f.gzip ? '+gzip' : ''
   if (f.container === 'pcap') return `pcap/${f.nanos ? 'ns' : 'us'}/${f.bigEndian ? 'be' : 'le'}/${f.link}${gz}`
   const sections = f.sections
-    .map((s) => `${s.bigEndian ? 'be' : 'le'}:${s.interfaces.map((i) => `${i.link}@${tsresolText(i.tsresol)}`).join(',')}`)
+    .map(
+      (s) => `${s.bigEndian ? 'be' : 'le'}:${s.interfaces.map((i) => `${i.link}@${tsresolText(i.tsresol)}`).join(',')}`,
+    )
     .join('|')
   return `pcapng[${sections}]${f.simplePackets ? '+spb' : ''}${gz}`
 }
@@ -629,7 +659,7 @@ class Generator {
       throw new TeitenError('BAD_PARAMETER', 'between 1 and 8 sensors')
     }
     this.nSensors = this.sensorSpecs.length
-    this.layout = o.layout ?? (this.preset === 'bench' && o.files === undefined ? 'single' : defaults.layout)
+    this.layout = o.layout ?? (o.files !== undefined ? 'sensors' : defaults.layout)
     this.noiseRatio = o.noiseRatio ?? defaults.noiseRatio
     this.exact = o.packets ?? (this.preset === 'bench' ? DEFAULT_BENCH_PACKETS : undefined)
     if (this.exact !== undefined && (!Number.isInteger(this.exact) || this.exact < 1)) {
@@ -643,7 +673,8 @@ class Generator {
 
     this.prefixes = this.sensorSpecs.map((s) => ({ v4: parseCidr(s.prefix4), v6: parseCidr(s.prefix6) }))
     for (const p of this.prefixes) {
-      if (p.v4.v !== 4 || p.v6.v !== 6) throw new TeitenError('BAD_PARAMETER', 'sensor prefixes: prefix4 IPv4, prefix6 IPv6')
+      if (p.v4.v !== 4 || p.v6.v !== 6)
+        throw new TeitenError('BAD_PARAMETER', 'sensor prefixes: prefix4 IPv4, prefix6 IPv6')
     }
     const excludedPrefixes: Prefix[] = this.prefixes.flatMap((p) => [p.v4, p.v6])
 
@@ -741,7 +772,6 @@ class Generator {
       truth: this.truth,
       files: this.files,
       missing: this.missingCountries,
-      layout: this.layout,
     })
     let truthPath: string | null = null
     const truthFile = this.o.truthFile === undefined ? 'truth.json' : this.o.truthFile
@@ -908,7 +938,16 @@ class Generator {
         } else if (useSpb) {
           ng.writeSimplePacket(bytes, 0, bytes.length)
         } else if (f.extraBlocks && fileRng.chance(0.005)) {
-          ng.writePacket(ifaceId, tsSec, ns, bytes, 0, fr.caplen, bytes.length, fileRng.chance(0.5) ? EPB_INBOUND : EPB_COMMENT)
+          ng.writePacket(
+            ifaceId,
+            tsSec,
+            ns,
+            bytes,
+            0,
+            fr.caplen,
+            bytes.length,
+            fileRng.chance(0.5) ? EPB_INBOUND : EPB_COMMENT,
+          )
         } else {
           ng.writePacket(ifaceId, tsSec, ns, bytes, 0, fr.caplen, bytes.length)
         }
@@ -1107,7 +1146,6 @@ interface TruthInput {
   truth: TruthBuilder
   files: FileTruth[]
   missing: string[]
-  layout: 'sensors' | 'single'
 }
 
 function buildTruth(x: TruthInput): GroundTruth {
@@ -1147,7 +1185,8 @@ function buildTruth(x: TruthInput): GroundTruth {
         bc.accesses += t.dcAccPk[dc]
         byCountry[country] = bc
       }
-      if (t.dcAccPk[dc] > 0) accessesByDayCountry.push({ day, country, packets: t.dcAccPk[dc], sources: t.dcAccSrc[dc] })
+      if (t.dcAccPk[dc] > 0)
+        accessesByDayCountry.push({ day, country, packets: t.dcAccPk[dc], sources: t.dcAccSrc[dc] })
     }
   }
   for (let s = 0; s < t.sources; s++) {
@@ -1182,7 +1221,12 @@ function buildTruth(x: TruthInput): GroundTruth {
     seed: x.seed,
     preset: x.preset,
     range: { start: x.startIso, end: x.endIso, days: x.days },
-    sensors: x.sensors.map((s, i) => ({ name: s.name, prefix4: s.prefix4, prefix6: s.prefix6, rotation: x.rotations[i] })),
+    sensors: x.sensors.map((s, i) => ({
+      name: s.name,
+      prefix4: s.prefix4,
+      prefix6: s.prefix6,
+      rotation: x.rotations[i],
+    })),
     definitions: DEFINITIONS,
     classes: NTP_CLASSES,
     byDayCountryClass,

@@ -575,7 +575,9 @@ function writePadding(
 ): number {
   if (style === 'none') return end
   const l3 = end - frameStart - linkHeaderLength
-  const target = isEthernet ? frameStart + ETHERNET_MIN_FRAME : frameStart + linkHeaderLength + (ETHERNET_MIN_FRAME - 14)
+  const target = isEthernet
+    ? frameStart + ETHERNET_MIN_FRAME
+    : frameStart + linkHeaderLength + (ETHERNET_MIN_FRAME - 14)
   if (end >= target || l3 < 0) return end
   for (let i = end; i < target; i++) buf[i] = style === 'zero' ? 0 : 0xa5 ^ ((i - end) * 29)
   return target
@@ -718,10 +720,7 @@ function writeIpHeader(
   const ext = ip.ext ?? []
   let extTotal = 0
   for (const e of ext) extTotal += ipv6ExtLength(e)
-  buf.writeUInt32BE(
-    (0x6 << 28) | (((ip.trafficClass ?? 0) & 0xff) << 20) | ((ip.flowLabel ?? 0) & 0xfffff),
-    offset,
-  )
+  buf.writeUInt32BE((0x6 << 28) | (((ip.trafficClass ?? 0) & 0xff) << 20) | ((ip.flowLabel ?? 0) & 0xfffff), offset)
   buf.writeUInt16BE(extTotal + payloadLength, offset + 4)
   buf[offset + 6] = ext.length > 0 ? EXT_PROTO[ext[0].kind] : protocol
   buf[offset + 7] = ip.hopLimit ?? 64
@@ -946,14 +945,7 @@ export function buildFrame(buf: Buffer, offset: number, spec: FrameSpec): FrameL
   const v = spec.datagram.ip.v
   const lh = writeLinkHeader(buf, offset, spec.link, v)
   const d = writeDatagram(buf, offset + lh, spec.datagram)
-  const end = writePadding(
-    buf,
-    offset,
-    offset + lh + d.length,
-    paddingOf(spec.link),
-    lh,
-    spec.link.kind === 'ethernet',
-  )
+  const end = writePadding(buf, offset, offset + lh + d.length, paddingOf(spec.link), lh, spec.link.kind === 'ethernet')
   const layout = emptyLayout()
   layout.length = end - offset
   layout.linkType = linkTypeOf(spec.link)
@@ -1003,7 +995,12 @@ export interface BuiltFrame {
  * IPv6 appends a fragment extension header after the spec's chain (the spec must not have
  * one). Transport checksums are computed over the whole datagram, as the sender did.
  */
-export function buildFragments(link: LinkSpec, d: DatagramSpec, fragmentBytes: number, fragmentId: number): BuiltFrame[] {
+export function buildFragments(
+  link: LinkSpec,
+  d: DatagramSpec,
+  fragmentBytes: number,
+  fragmentId: number,
+): BuiltFrame[] {
   if (fragmentBytes % 8 !== 0 || fragmentBytes < 8) {
     throw new TeitenError('BAD_PARAMETER', 'fragment size must be a positive multiple of 8')
   }
@@ -1032,7 +1029,14 @@ export function buildFragments(link: LinkSpec, d: DatagramSpec, fragmentBytes: n
     const lh = writeLinkHeader(scratch, 0, link, v)
     const h = writeIpHeader(scratch, lh, ip, protocol, chunk.length, v === 4 ? frag : undefined)
     chunk.copy(scratch, lh + h.headerLength)
-    const end = writePadding(scratch, 0, lh + h.headerLength + chunk.length, paddingOf(link), lh, link.kind === 'ethernet')
+    const end = writePadding(
+      scratch,
+      0,
+      lh + h.headerLength + chunk.length,
+      paddingOf(link),
+      lh,
+      link.kind === 'ethernet',
+    )
     const layout = emptyLayout()
     layout.length = end
     layout.linkType = linkTypeOf(link)
@@ -1050,7 +1054,8 @@ export function buildFragments(link: LinkSpec, d: DatagramSpec, fragmentBytes: n
       ip: h,
       sportOffset: first && info.sportOffset >= 0 ? lh + h.headerLength : -1,
       dportOffset: first && info.dportOffset >= 0 ? lh + h.headerLength + 2 : -1,
-      l4ChecksumOffset: first && info.l4ChecksumOffset >= 0 ? lh + h.headerLength + (info.l4ChecksumOffset - info.ip.headerLength) : -1,
+      l4ChecksumOffset:
+        first && info.l4ChecksumOffset >= 0 ? lh + h.headerLength + (info.l4ChecksumOffset - info.ip.headerLength) : -1,
       l4ChecksumUdp: info.l4ChecksumUdp,
       l4UsesPseudo: info.l4UsesPseudo,
     }

@@ -60,25 +60,29 @@ export function buildPayloadCatalog(rng: Rng): PayloadVariant[] {
     seconds: NTP_UNIX_OFFSET + 1_383_000_000 + rng.int(10_000_000),
     fraction: rng.u32(),
   })
-  const client = (vn: number, li = 0, trailer = 0) => (buf: Buffer) =>
-    writeNtpPacket(buf, 0, { li, vn, mode: 3, poll: 6, precision: -20, transmit: now(), trailer, fill })
-  const server = (vn: number, mode: number, trailer = 0) => (buf: Buffer) =>
-    writeNtpPacket(buf, 0, {
-      vn,
-      mode,
-      stratum: 2,
-      poll: 6,
-      precision: -22,
-      rootDelay: 0x000006a0,
-      rootDispersion: 0x00000c4e,
-      refId: 0x85f3eea4,
-      reference: now(),
-      origin: now(),
-      receive: now(),
-      transmit: now(),
-      trailer,
-      fill,
-    })
+  const client =
+    (vn: number, li = 0, trailer = 0) =>
+    (buf: Buffer) =>
+      writeNtpPacket(buf, 0, { li, vn, mode: 3, poll: 6, precision: -20, transmit: now(), trailer, fill })
+  const server =
+    (vn: number, mode: number, trailer = 0) =>
+    (buf: Buffer) =>
+      writeNtpPacket(buf, 0, {
+        vn,
+        mode,
+        stratum: 2,
+        poll: 6,
+        precision: -22,
+        rootDelay: 0x000006a0,
+        rootDispersion: 0x00000c4e,
+        refId: 0x85f3eea4,
+        reference: now(),
+        origin: now(),
+        receive: now(),
+        transmit: now(),
+        trailer,
+        fill,
+      })
   const ntpdcRequest = (impl: number, code: number) => (buf: Buffer) =>
     writeMode7(buf, 0, { vn: 2, impl, code, length: NTPDC_REQUEST_LENGTH })
   const junk = (first: number, length: number) => (buf: Buffer) => {

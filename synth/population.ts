@@ -85,7 +85,7 @@ const V4_NOT_PUBLIC: ReadonlyArray<readonly [number, number]> = [
 export function isPublicV4(addr: number): boolean {
   for (const [net, bits] of V4_NOT_PUBLIC) {
     const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
-    if (((addr & mask) >>> 0) === net) return false
+    if ((addr & mask) >>> 0 === net) return false
   }
   return true
 }
@@ -543,11 +543,13 @@ export function buildPopulation(o: PopulationOptions): Population {
     const country = kind === 'country' ? (cum ? countries[rng.weighted(cum)] : rng.pick(countries)) : UNKNOWN
     drafts.push({ group, kind, country, profile })
   }
-  for (let i = 0; i < nBase; i++) draft('base', profileIndex(base.names[rng.weighted(base.cum)]), countryNames, countryCum)
+  for (let i = 0; i < nBase; i++)
+    draft('base', profileIndex(base.names[rng.weighted(base.cum)]), countryNames, countryCum)
   for (let i = 0; i < nSurge; i++) {
     draft('surge', profileIndex(surge.names[rng.weighted(surge.cum)]), surgeCountries, null)
   }
-  for (let i = 0; i < nResp; i++) draft('responder', profileIndex(resp.names[rng.weighted(resp.cum)]), countryNames, countryCum)
+  for (let i = 0; i < nResp; i++)
+    draft('responder', profileIndex(resp.names[rng.weighted(resp.cum)]), countryNames, countryCum)
 
   // How many addresses each country pool needs.
   const need = new Map<string, number>()

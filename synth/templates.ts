@@ -71,7 +71,15 @@ export const LINK_CHOICES: Readonly<Record<LinkChoice, LinkChoiceInfo>> = {
 // Network variants of kept datagrams
 
 export const NET_V4 = ['plain-df', 'plain', 'options', 'fragmented', 'snaplen-cut', 'udp-checksum-0'] as const
-export const NET_V6 = ['plain', 'hop-by-hop', 'dest-opts', 'ext-chain', 'fragmented', 'atomic-fragment', 'snaplen-cut'] as const
+export const NET_V6 = [
+  'plain',
+  'hop-by-hop',
+  'dest-opts',
+  'ext-chain',
+  'fragmented',
+  'atomic-fragment',
+  'snaplen-cut',
+] as const
 export const NET_V4_CUM = cumulative([70, 10, 3, 5, 5, 3])
 export const NET_V6_CUM = cumulative([70, 6, 5, 5, 5, 3, 4])
 const NET_COUNT = Math.max(NET_V4.length, NET_V6.length)
@@ -318,7 +326,7 @@ export class TemplateStore {
       return b
     }
     let l4: L4Spec
-    let sport = k.sport
+    const sport = k.sport
     let dport = k.dport
     switch (k.name) {
       case 'tcp-syn':
@@ -347,7 +355,10 @@ export class TemplateStore {
           kind: 'udp',
           sport: 0,
           dport: 161,
-          payload: Buffer.from('302602010104067075626c6963a0190204' + '1234567802010002010030' + '0b300906052b060102010500', 'hex'),
+          payload: Buffer.from(
+            '302602010104067075626c6963a0190204' + '1234567802010002010030' + '0b300906052b060102010500',
+            'hex',
+          ),
         }
         break
       case 'udp-ssdp':
@@ -355,14 +366,29 @@ export class TemplateStore {
           kind: 'udp',
           sport: 0,
           dport: 1900,
-          payload: Buffer.from('M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: "ssdp:discover"\r\nMX: 1\r\nST: ssdp:all\r\n\r\n'),
+          payload: Buffer.from(
+            'M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: "ssdp:discover"\r\nMX: 1\r\nST: ssdp:all\r\n\r\n',
+          ),
         }
         break
       case 'udp-netbios':
-        l4 = { kind: 'udp', sport: 137, dport: 137, payload: Buffer.from('e5d80000000100000000000020434b4141414141414141414141414141414141414141414141414141414141410000210001', 'hex') }
+        l4 = {
+          kind: 'udp',
+          sport: 137,
+          dport: 137,
+          payload: Buffer.from(
+            'e5d80000000100000000000020434b4141414141414141414141414141414141414141414141414141414141410000210001',
+            'hex',
+          ),
+        }
         break
       case 'udp-sip':
-        l4 = { kind: 'udp', sport: 5060, dport: 5060, payload: Buffer.from('OPTIONS sip:100@1.1.1.1 SIP/2.0\r\nVia: SIP/2.0/UDP 1.1.1.1:5060\r\n\r\n') }
+        l4 = {
+          kind: 'udp',
+          sport: 5060,
+          dport: 5060,
+          payload: Buffer.from('OPTIONS sip:100@1.1.1.1 SIP/2.0\r\nVia: SIP/2.0/UDP 1.1.1.1:5060\r\n\r\n'),
+        }
         break
       case 'udp-random':
         dport = rng.range(1024, 65535)
@@ -381,7 +407,12 @@ export class TemplateStore {
         l4 = { kind: 'icmp-time-exceeded', quote: quoted(v6) }
         break
       case 'icmp-echo':
-        l4 = { kind: 'icmp-echo', id: rng.int(65536), sequence: rng.int(65536), data: randomBytes(rng.pick([0, 8, 56])) }
+        l4 = {
+          kind: 'icmp-echo',
+          id: rng.int(65536),
+          sequence: rng.int(65536),
+          data: randomBytes(rng.pick([0, 8, 56])),
+        }
         break
       case 'tunnel-ipip':
         l4 = { kind: 'ip-in-ip', inner: innerNtp(false) }

@@ -29,12 +29,15 @@ const DEFAULT_BUFFER = 4 << 20
 const MAX_RECORD = 262_144 + 1024
 
 interface ByteSink {
+  /** True when write() has consumed the chunk by the time it returns. */
+  readonly synchronous: boolean
   write(chunk: Buffer): Promise<void>
   close(): Promise<void>
 }
 
 /** Plain file: synchronous writes of whole chunks on an fd (the chunk is reused right after). */
 class FdSink implements ByteSink {
+  readonly synchronous = true
   private fd: number
   constructor(path: string) {
     this.fd = openSync(path, 'w')
@@ -52,6 +55,7 @@ class FdSink implements ByteSink {
 
 /** gzip: each write resolves once zlib has consumed the chunk, so the caller may reuse it. */
 class GzipSink implements ByteSink {
+  readonly synchronous = false
   private gz: Gzip
   private file: ReturnType<typeof createWriteStream>
   private error: Error | null = null
@@ -86,6 +90,10 @@ export class CaptureOutput {
   private flushed = 0
   private sink: ByteSink
   private closed = false
+  /** gzip: the chunk being compressed while the other buffer fills (double buffering). */
+  private pending: Promise<void> | null = null
+  private spare: Buffer | null = null
+  private failure: unknown = null
 
   constructor(
     readonly path: string,
@@ -119,14 +127,34 @@ export class CaptureOutput {
   async flush(): Promise<void> {
     if (this.pos === 0) return
     const n = this.pos
-    await this.sink.write(this.buf.subarray(0, n))
+    if (this.sink.synchronous) {
+      await this.sink.write(this.buf.subarray(0, n))
+    } else {
+      // Compression of this chunk overlaps with filling the other buffer; only one is in flight.
+      await this.settle()
+      this.pending = this.sink.write(this.buf.subarray(0, n)).catch((err: unknown) => {
+        this.failure ??= err
+      })
+      const next = this.spare ?? Buffer.allocUnsafe(this.buf.length)
+      this.spare = this.buf
+      this.buf = next
+    }
     this.flushed += n
     this.pos = 0
+  }
+
+  private async settle(): Promise<void> {
+    if (this.pending) {
+      await this.pending
+      this.pending = null
+    }
+    if (this.failure !== null) throw this.failure
   }
 
   async close(): Promise<void> {
     if (this.closed) return
     await this.flush()
+    await this.settle()
     this.closed = true
     await this.sink.close()
   }
@@ -394,8 +422,10 @@ export class PcapngWriter implements PacketWriter {
     let perSecondBig = 1_000_000n
     if (iface.tsresol) {
       const { base, exponent } = iface.tsresol
-      if (base === 10 && (exponent < 0 || exponent > 9)) throw new TeitenError('BAD_PARAMETER', 'if_tsresol 10^-e needs e in 0..9')
-      if (base === 2 && (exponent < 0 || exponent > 40)) throw new TeitenError('BAD_PARAMETER', 'if_tsresol 2^-e needs e in 0..40')
+      if (base === 10 && (exponent < 0 || exponent > 9))
+        throw new TeitenError('BAD_PARAMETER', 'if_tsresol 10^-e needs e in 0..9')
+      if (base === 2 && (exponent < 0 || exponent > 40))
+        throw new TeitenError('BAD_PARAMETER', 'if_tsresol 2^-e needs e in 0..40')
       opts.push([9, Uint8Array.of(base === 2 ? 0x80 | exponent : exponent)])
       perSecondBig = base === 10 ? 10n ** BigInt(exponent) : 1n << BigInt(exponent)
     }

@@ -56,7 +56,8 @@ export function registerExport(program: Command): void {
   cmd.action(async (opts: Record<string, unknown>) => {
     const query = exportQueryFromOptions(opts)
     const maxRows = opts.maxRows === undefined ? DEFAULT_PARQUET_MAX_ROWS : Number(opts.maxRows)
-    if (!Number.isInteger(maxRows) || maxRows < 1) throw new TeitenError('USAGE', '--max-rows must be a positive whole number')
+    if (!Number.isInteger(maxRows) || maxRows < 1)
+      throw new TeitenError('USAGE', '--max-rows must be a positive whole number')
     const out = typeof opts.out === 'string' ? opts.out : undefined
     if (!out && query.format === 'parquet' && process.stdout.isTTY) {
       throw new TeitenError('USAGE', 'Parquet is binary: give --out FILE or redirect stdout')

@@ -1,9 +1,12 @@
 import type { Command } from 'commander'
 import { NTP_CLASSES } from '../../core/event.js'
 import { TeitenError } from '../../core/errors.js'
-import { expandPaths } from '../../pipeline/files.js'
-import { type IngestSummary, ingestFiles } from '../../pipeline/ingest.js'
+import type { Logger } from '../../core/logger.js'
+import { createMetrics, instrumentSink, startMetricsServer } from '../../core/metrics.js'
+import { type CaptureFile, expandPaths } from '../../pipeline/files.js'
+import { type Enricher, type IngestSummary, ingestFiles } from '../../pipeline/ingest.js'
 import type { EventSink } from '../../pipeline/sink.js'
+import { checkSpool, defaultStatePath, SpoolWatcher } from '../../pipeline/watch.js'
 import { StoreSink } from '../../store/ledger.js'
 import { addCommonOptions, addStoreOptions, contextFrom, openStoreFor } from '../context.js'
 import { openEnricher } from '../enricher.js'
@@ -25,7 +28,11 @@ export function registerIngest(program: Command): void {
   const cmd = program
     .command('ingest')
     .description('read captures (files or directories), classify UDP/123 packets and store them')
-    .argument('<paths...>', 'capture files or directories (searched recursively)')
+    .argument('[paths...]', 'capture files or directories (searched recursively)')
+    .option('--watch <dir>', 'follow a spool (one folder per sensor) until SIGTERM or SIGINT, instead of paths')
+    .option('--settle-ms <n>', 'with --watch: a file unchanged this long is complete without a newer one (30000)')
+    .option('--metrics-port <n>', 'with --watch: Prometheus metrics on http://127.0.0.1:N/metrics (0: any free port)')
+    .option('--retention-days <n>', 'raw events expire after N days (0: never); the daily aggregates keep everything')
     .option('--geoip <mmdb>', 'MaxMind GeoIP2/GeoLite2 Country or City database (env TEITEN_GEOIP)')
     .option('--sensor <id>', 'sensor id (default: the name of the directory holding each file)')
     .option('--kafka <brokers>', 'publish to Kafka instead of storing (host:port[,host:port])')
@@ -34,6 +41,9 @@ export function registerIngest(program: Command): void {
   addStoreOptions(cmd)
   addCommonOptions(cmd)
   cmd.action(async (paths: string[], opts: Record<string, unknown>) => {
+    const spool = opts.watch as string | undefined
+    if (spool !== undefined && paths.length > 0) throw new TeitenError('USAGE', 'give capture paths or --watch DIR, not both')
+    if (spool === undefined && paths.length === 0) throw new TeitenError('USAGE', 'missing capture paths (or --watch DIR)')
     const ctx = contextFrom(opts, {
       geoip: opts.geoip as string | undefined,
       sensor: opts.sensor as string | undefined,
@@ -41,10 +51,18 @@ export function registerIngest(program: Command): void {
         brokers: typeof opts.kafka === 'string' ? opts.kafka.split(',').map((s) => s.trim()) : undefined,
         topic: opts.topic as string | undefined,
       },
+      retentionDays: wholeNumber(opts.retentionDays, '--retention-days'),
+      metricsPort: wholeNumber(opts.metricsPort, '--metrics-port'),
+      watch: { settleMs: wholeNumber(opts.settleMs, '--settle-ms') },
     })
-    const files = await expandPaths(paths, ctx.config.sensor)
-    if (files.length === 0) throw new TeitenError('USAGE', `no files found under ${paths.join(' ')}`)
-    const enricher = await openEnricher(ctx.config.geoip, ctx.logger)
+    let files: CaptureFile[] = []
+    if (spool !== undefined) await checkSpool(spool)
+    else {
+      files = await expandPaths(paths, ctx.config.sensor)
+      if (files.length === 0) throw new TeitenError('USAGE', `no files found under ${paths.join(' ')}`)
+    }
+    const opened = await openEnricher(ctx.config.geoip, ctx.logger)
+    const enricher: Enricher = { enrich: opened.enrich, cacheStats: () => opened.geoip.cacheStats() }
     let sink: EventSink
     let closeStore = async () => {}
     if (ctx.config.kafka.brokers?.length) {
@@ -54,6 +72,21 @@ export function registerIngest(program: Command): void {
       const store = await openStoreFor(ctx, 'teiten ingest')
       sink = new StoreSink(store)
       closeStore = () => store.close()
+    }
+    if (spool !== undefined) {
+      await watchSpool(spool, {
+        sink,
+        sinkKind: ctx.config.kafka.brokers?.length ? 'kafka' : 'store',
+        enricher,
+        logger: ctx.logger,
+        config: ctx.config,
+        version: program.version() ?? 'unknown',
+        close: async () => {
+          await sink.close()
+          await closeStore()
+        },
+      })
+      return
     }
     const progress = opts.progress !== false ? createProgress(files) : undefined
     const controller = new AbortController()
@@ -84,4 +117,70 @@ export function registerIngest(program: Command): void {
     if (controller.signal.aborted) process.exitCode = 130
     else if (summary.filesFailed > 0) process.exitCode = 1
   })
+}
+
+/** A non-negative whole number from a flag, or undefined when the flag is absent. */
+function wholeNumber(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined
+  const text = String(value)
+  if (!/^\d{1,15}$/.test(text)) throw new TeitenError('USAGE', `${flag} must be a whole number >= 0, got ${text}`)
+  return Number(text)
+}
+
+/**
+ * `ingest --watch`: runs until a signal. The first SIGTERM/SIGINT finishes the file in hand; a
+ * second one stops at the next chunk boundary (that file is read again on the next start).
+ * Either way the exit code is 0: what was stored is complete and the next run resumes.
+ */
+async function watchSpool(
+  root: string,
+  o: {
+    sink: EventSink
+    sinkKind: 'store' | 'kafka'
+    enricher: Enricher
+    logger: Logger
+    config: ReturnType<typeof contextFrom>['config']
+    version: string
+    close: () => Promise<void>
+  },
+): Promise<void> {
+  const metrics = createMetrics({ version: o.version })
+  const stop = new AbortController()
+  const abort = new AbortController()
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!stop.signal.aborted) {
+      o.logger.info({ signal }, 'stopping after the file in hand (signal again to stop at once)')
+      stop.abort()
+    } else if (!abort.signal.aborted) {
+      o.logger.warn({ signal }, 'stopping now: the file in hand is read again on the next start')
+      abort.abort()
+    }
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  let server: Awaited<ReturnType<typeof startMetricsServer>> | undefined
+  try {
+    if (o.config.metricsPort !== undefined) {
+      server = await startMetricsServer(metrics, { port: o.config.metricsPort, logger: o.logger })
+    }
+    const watcher = new SpoolWatcher({
+      root,
+      sink: instrumentSink(o.sink, metrics, o.sinkKind),
+      enricher: o.enricher,
+      logger: o.logger,
+      settleMs: o.config.watch.settleMs,
+      pollIntervalMs: o.config.watch.pollIntervalMs,
+      sensor: o.config.sensor,
+      statePath: defaultStatePath(o.config.dataDir, root),
+      metrics,
+      stop: stop.signal,
+      abort: abort.signal,
+    })
+    await watcher.run()
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    await server?.close()
+    await o.close()
+  }
 }

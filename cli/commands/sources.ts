@@ -1,5 +1,12 @@
 import type { Command } from 'commander'
-import { parseSourcesQuery, querySources, SOURCE_COLUMNS, SOURCE_ORDERS, type SourceRow, type SourcesQuery } from '../../store/research.js'
+import {
+  parseSourcesQuery,
+  querySources,
+  SOURCE_COLUMNS,
+  SOURCE_ORDERS,
+  type SourceRow,
+  type SourcesQuery,
+} from '../../store/research.js'
 import type { Store } from '../../store/store.js'
 import { addCommonOptions, addStoreOptions, contextFrom, openStoreFor } from '../context.js'
 import { type OutputFormat, render } from '../output.js'
@@ -42,7 +49,11 @@ export function registerSources(program: Command): void {
     .option('--class <classes>', 'only these classes (comma list)')
     .option('--country <codes>', 'only these source countries (comma list)')
     .option('--limit <n>', 'rows (1-10000)', '50')
-    .option('--order <key>', `ranking: ${Object.keys(SOURCE_ORDERS).join('|')} (sources = distinct dark addresses hit)`, 'packets')
+    .option(
+      '--order <key>',
+      `ranking: ${Object.keys(SOURCE_ORDERS).join('|')} (sources = distinct dark addresses hit)`,
+      'packets',
+    )
     .option('--dir <dir>', 'desc|asc', 'desc')
     .option('--format <format>', 'table|json|csv', 'table')
   addStoreOptions(cmd)

@@ -9,7 +9,8 @@ import { parseFormat } from './shared.js'
 
 function positive(value: unknown, flag: string, fallback: number): number {
   if (value === undefined) return fallback
-  if (!/^\d{1,15}$/.test(String(value)) || Number(value) < 1) throw new TeitenError('USAGE', `${flag} must be a positive whole number`)
+  if (!/^\d{1,15}$/.test(String(value)) || Number(value) < 1)
+    throw new TeitenError('USAGE', `${flag} must be a positive whole number`)
   return Number(value)
 }
 
@@ -25,7 +26,11 @@ export function sqlLimitsFromOptions(opts: Record<string, unknown>): SqlLimits {
 /** Runs the same guard as POST /api/sql and renders the rows. */
 export async function runSql(store: Store, sql: string, format: OutputFormat, limits: SqlLimits): Promise<string> {
   const result = await runReadOnlySql(store, sql, limits)
-  return render(sqlRowsAsObjects(result), format, result.columns.map((c) => c.name))
+  return render(
+    sqlRowsAsObjects(result),
+    format,
+    result.columns.map((c) => c.name),
+  )
 }
 
 export function registerSql(program: Command): void {

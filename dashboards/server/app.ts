@@ -28,7 +28,6 @@ import {
 import type { Store } from '../../store/store.js'
 import { openApiDocument } from './openapi.js'
 import type { SensorsConfig } from './sensors.js'
-import { serialStore } from './serial-store.js'
 
 export interface DashboardOptions {
   store: Store
@@ -108,7 +107,8 @@ function webRoot(): string {
   const here = dirname(fileURLToPath(import.meta.url))
   const candidates = [join(here, '..', 'web'), join(here, '..', '..', '..', 'dashboards', 'web')]
   const found = candidates.find((dir) => existsSync(join(dir, 'index.html')))
-  if (!found) throw new TeitenError('CONFIG_INVALID', `the dashboard page is missing (looked in ${candidates.join(', ')})`)
+  if (!found)
+    throw new TeitenError('CONFIG_INVALID', `the dashboard page is missing (looked in ${candidates.join(', ')})`)
   return found
 }
 
@@ -141,7 +141,8 @@ const SECURITY_HEADERS: Record<string, string> = {
 
 export function buildDashboardApp(options: DashboardOptions): FastifyInstance {
   const { logger } = options
-  const store = serialStore(options.store)
+  // The store runs embedded statements one at a time and flushes after failures (store/store.ts).
+  const store = options.store
   const exportMaxRows = options.exportMaxRows ?? DEFAULT_EXPORT_MAX_ROWS
   const sqlLimits = options.sqlLimits ?? DEFAULT_SQL_LIMITS
   const assets = loadAssets()
@@ -165,7 +166,10 @@ export function buildDashboardApp(options: DashboardOptions): FastifyInstance {
   })
 
   app.addHook('onResponse', async (req, reply) => {
-    logger.debug({ method: req.method, url: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
+    logger.debug(
+      { method: req.method, url: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      'request',
+    )
   })
 
   app.setErrorHandler(async (err, req, reply) => {
@@ -198,12 +202,14 @@ export function buildDashboardApp(options: DashboardOptions): FastifyInstance {
   }
 
   app.get('/api/openapi.json', async (req) => {
-    if (Object.keys(req.query as object).length > 0) throw new TeitenError('BAD_PARAMETER', 'this endpoint takes no parameters')
+    if (Object.keys(req.query as object).length > 0)
+      throw new TeitenError('BAD_PARAMETER', 'this endpoint takes no parameters')
     return openApiDocument({ tokenRequired: Boolean(options.token) })
   })
 
   app.get('/api/meta', async (req) => {
-    if (Object.keys(req.query as object).length > 0) throw new TeitenError('BAD_PARAMETER', 'this endpoint takes no parameters')
+    if (Object.keys(req.query as object).length > 0)
+      throw new TeitenError('BAD_PARAMETER', 'this endpoint takes no parameters')
     const meta = await queryMeta(store)
     const configured = options.sensors?.sensors ?? {}
     const missing = meta.sensors.map((s) => s.sensor).filter((s) => configured[s] === undefined)
@@ -230,12 +236,14 @@ export function buildDashboardApp(options: DashboardOptions): FastifyInstance {
     const query = withBooleanAll(req.query)
     if ('addr' in query) throw new TeitenError('BAD_PARAMETER', 'addr: give the address in the path only')
     const history = await querySourceHistory(store, parseSourceHistoryQuery({ ...query, addr }))
-    if (!history) return reply.code(404).send(errorBody('NOT_FOUND', `no packets from ${addr} in the store (with these filters)`))
+    if (!history)
+      return reply.code(404).send(errorBody('NOT_FOUND', `no packets from ${addr} in the store (with these filters)`))
     return history
   })
 
   app.post('/api/sql', async (req) => {
-    if (Object.keys(req.query as object).length > 0) throw new TeitenError('BAD_PARAMETER', 'this endpoint takes no query parameters')
+    if (Object.keys(req.query as object).length > 0)
+      throw new TeitenError('BAD_PARAMETER', 'this endpoint takes no query parameters')
     const body = req.body as unknown
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw new TeitenError('BAD_PARAMETER', 'expected a JSON body {"sql": "SELECT …"}')

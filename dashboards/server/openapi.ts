@@ -20,16 +20,23 @@ const q = (name: string, description: string, schema: Json, required = false): J
 
 const day = { type: 'string', format: 'date', pattern: '^\\d{4}-\\d{2}-\\d{2}$' }
 const csvOf = (items: Json) => ({
-  oneOf: [{ type: 'string', description: 'comma-separated list' }, { type: 'array', items }],
+  oneOf: [
+    { type: 'string', description: 'comma-separated list' },
+    { type: 'array', items },
+  ],
 })
 
 const P = {
   from: q('from', 'first day (UTC), inclusive', day),
   to: q('to', 'last day (UTC), inclusive', day),
-  all: q('all', 'count every kept UDP/123 packet, backscatter from port 123 included (default: accesses to port 123 only)', {
-    type: 'string',
-    enum: ['1', 'true', '0', 'false'],
-  }),
+  all: q(
+    'all',
+    'count every kept UDP/123 packet, backscatter from port 123 included (default: accesses to port 123 only)',
+    {
+      type: 'string',
+      enum: ['1', 'true', '0', 'false'],
+    },
+  ),
   sensor: q('sensor', 'only these sensors', csvOf({ type: 'string', maxLength: 128 })),
   class: q('class', 'only these packet classes', csvOf({ type: 'string', enum: [...NTP_CLASSES] })),
   country: q(
@@ -87,7 +94,8 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
               properties: {
                 code: {
                   type: 'string',
-                  description: 'stable: BAD_PARAMETER, QUERY_REJECTED, UNAUTHORIZED, NOT_FOUND, STORE_QUERY_FAILED, STORE_UNAVAILABLE, INTERNAL',
+                  description:
+                    'stable: BAD_PARAMETER, QUERY_REJECTED, UNAUTHORIZED, NOT_FOUND, STORE_QUERY_FAILED, STORE_UNAVAILABLE, INTERNAL',
                 },
                 message: { type: 'string' },
               },
@@ -151,7 +159,11 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
                   packets: { type: 'integer' },
                   from: day,
                   to: day,
-                  addresses: { type: 'number', nullable: true, description: 'monitored addresses, from the sensors file' },
+                  addresses: {
+                    type: 'number',
+                    nullable: true,
+                    description: 'monitored addresses, from the sensors file',
+                  },
                 },
               },
             },
@@ -169,13 +181,26 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
           type: 'object',
           required: ['sql'],
           additionalProperties: false,
-          properties: { sql: { type: 'string', maxLength: 65536, example: 'SELECT country, sum(packets) FROM daily_agg GROUP BY country' } },
+          properties: {
+            sql: {
+              type: 'string',
+              maxLength: 65536,
+              example: 'SELECT country, sum(packets) FROM daily_agg GROUP BY country',
+            },
+          },
         },
         SqlResult: {
           type: 'object',
           properties: {
-            columns: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, type: { type: 'string' } } } },
-            rows: { type: 'array', items: { type: 'array', items: {} }, description: '64-bit integers arrive as strings (exact)' },
+            columns: {
+              type: 'array',
+              items: { type: 'object', properties: { name: { type: 'string' }, type: { type: 'string' } } },
+            },
+            rows: {
+              type: 'array',
+              items: { type: 'array', items: {} },
+              description: '64-bit integers arrive as strings (exact)',
+            },
             statistics: { type: 'object' },
           },
         },
@@ -195,7 +220,11 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
           parameters: [
             P.from,
             P.to,
-            q('by', 'grouping keys; empty for one total row', { type: 'string', example: 'day,country', pattern: `^((${DAILY_KEYS.join('|')})(,(${DAILY_KEYS.join('|')}))*)?$` }),
+            q('by', 'grouping keys; empty for one total row', {
+              type: 'string',
+              example: 'day,country',
+              pattern: `^((${DAILY_KEYS.join('|')})(,(${DAILY_KEYS.join('|')}))*)?$`,
+            }),
             ...FILTERS,
           ],
           responses: { 200: json({ type: 'array', items: ref('DailyRow') }), ...ERRORS },
@@ -206,7 +235,10 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
           summary: 'Hourly counts of one day, from hourly_agg',
           parameters: [
             q('day', 'the day (UTC)', day, true),
-            q('by', 'grouping keys (default hour,country)', { type: 'string', pattern: `^((${HOURLY_KEYS.join('|')})(,(${HOURLY_KEYS.join('|')}))*)?$` }),
+            q('by', 'grouping keys (default hour,country)', {
+              type: 'string',
+              pattern: `^((${HOURLY_KEYS.join('|')})(,(${HOURLY_KEYS.join('|')}))*)?$`,
+            }),
             ...FILTERS,
           ],
           responses: { 200: json({ type: 'array', items: ref('HourlyRow') }), ...ERRORS },
@@ -220,10 +252,14 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
             P.to,
             ...FILTERS,
             q('limit', 'rows (1-10000, default 50)', { type: 'integer', minimum: 1, maximum: 10000 }),
-            q('order', 'ranking: packets (default); sources = dark_addresses (distinct monitored addresses reached); days_active; first_seen; last_seen', {
-              type: 'string',
-              enum: Object.keys(SOURCE_ORDERS),
-            }),
+            q(
+              'order',
+              'ranking: packets (default); sources = dark_addresses (distinct monitored addresses reached); days_active; first_seen; last_seen',
+              {
+                type: 'string',
+                enum: Object.keys(SOURCE_ORDERS),
+              },
+            ),
             q('dir', 'desc (default) or asc', { type: 'string', enum: ['desc', 'asc'] }),
           ],
           responses: { 200: json({ type: 'array', items: ref('SourceRow') }), ...ERRORS },
@@ -233,12 +269,22 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
         get: {
           summary: "One source's history: per-day rows and totals",
           parameters: [
-            { name: 'addr', in: 'path', required: true, description: 'IPv4 or IPv6 address', schema: { type: 'string' } },
+            {
+              name: 'addr',
+              in: 'path',
+              required: true,
+              description: 'IPv4 or IPv6 address',
+              schema: { type: 'string' },
+            },
             P.from,
             P.to,
             ...FILTERS,
           ],
-          responses: { 200: json(ref('SourceHistory')), ...ERRORS, 404: err('the store has no packets from this address') },
+          responses: {
+            200: json(ref('SourceHistory')),
+            ...ERRORS,
+            404: err('the store has no packets from this address'),
+          },
         },
       },
       '/api/sql': {

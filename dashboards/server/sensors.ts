@@ -67,7 +67,8 @@ export function parseCidr(text: string): Cidr {
   if (len > bits) throw new Error(`${text}: prefix length beyond /${bits}`)
   const value = version === 4 ? ipv4ToBigInt(m[1]!) : ipv6ToBigInt(m[1]!)
   const size = 1n << BigInt(bits - len)
-  if (value % size !== 0n) throw new Error(`${text}: host bits are set (did you mean ${text.split('/')[0]} with a longer prefix?)`)
+  if (value % size !== 0n)
+    throw new Error(`${text}: host bits are set (did you mean ${text.split('/')[0]} with a longer prefix?)`)
   return { version: version as 4 | 6, start: value, end: value + size - 1n }
 }
 
@@ -97,9 +98,7 @@ const SensorEntry = z.union([
   z.object({ addresses: z.number().int().positive() }).strict(),
   z.object({ prefixes: z.array(z.string()).min(1) }).strict(),
 ])
-const SensorsFileSchema = z
-  .object({ sensors: z.record(z.string().min(1).max(128), SensorEntry) })
-  .strict()
+const SensorsFileSchema = z.object({ sensors: z.record(z.string().min(1).max(128), SensorEntry) }).strict()
 
 export function parseSensorsConfig(data: unknown, source: string): SensorsConfig {
   const parsed = SensorsFileSchema.safeParse(data)
@@ -133,17 +132,27 @@ export function loadSensorsFile(path: string): SensorsConfig {
   try {
     text = readFileSync(path, 'utf8')
   } catch (err) {
-    throw new TeitenError('CONFIG_INVALID', `cannot read the sensors file: ${(err as Error).message}`, { file: path }, {
-      cause: err,
-    })
+    throw new TeitenError(
+      'CONFIG_INVALID',
+      `cannot read the sensors file: ${(err as Error).message}`,
+      { file: path },
+      {
+        cause: err,
+      },
+    )
   }
   let data: unknown
   try {
     data = parseYaml(text)
   } catch (err) {
-    throw new TeitenError('CONFIG_INVALID', `cannot parse the sensors file: ${(err as Error).message}`, { file: path }, {
-      cause: err,
-    })
+    throw new TeitenError(
+      'CONFIG_INVALID',
+      `cannot parse the sensors file: ${(err as Error).message}`,
+      { file: path },
+      {
+        cause: err,
+      },
+    )
   }
   return parseSensorsConfig(data, path)
 }

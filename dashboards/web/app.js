@@ -144,7 +144,8 @@ const T = {
     clickDay: '日をクリックすると時間別推移と上位発信元を表示',
     tableTitle: 'グラフの数値',
     utc: '時刻は UTC',
-    footer: '集計テーブル (daily_agg, hourly_agg, source_daily) による件数。アクセス＝宛先ポート 123 への UDP パケット。',
+    footer:
+      '集計テーブル (daily_agg, hourly_agg, source_daily) による件数。アクセス＝宛先ポート 123 への UDP パケット。',
     tokenTitle: 'トークンが必要です',
     tokenText: 'このサーバーは --token 付きで起動されています。トークンを入力してください（このタブの間だけ保持）。',
     tokenOk: '続行',
@@ -257,7 +258,6 @@ function writeState(push = true) {
 
 const $ = (id) => document.getElementById(id)
 let pending = 0
-const hooks = { renders: 0 }
 
 function busy(delta) {
   pending += delta
@@ -340,7 +340,8 @@ function countryName(code) {
     return code
   }
 }
-const seriesLabel = (code) => (code === 'other' ? t().other : code === '--' ? `-- ${t().unknown}` : `${code} ${countryName(code)}`)
+const seriesLabel = (code) =>
+  code === 'other' ? t().other : code === '--' ? `-- ${t().unknown}` : `${code} ${countryName(code)}`
 
 function fmt(v, measure = state.measure) {
   if (v === null || v === undefined || Number.isNaN(v)) return '—'
@@ -352,7 +353,8 @@ function fmt(v, measure = state.measure) {
 }
 
 const pct = (a, b) => (b > 0 ? `${((100 * a) / b).toLocaleString(state.lang, { maximumFractionDigits: 1 })}%` : '—')
-const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c])
+const esc = (s) =>
+  String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c])
 
 function daysBetween(from, to) {
   const out = []
@@ -361,6 +363,8 @@ function daysBetween(from, to) {
   }
   return out
 }
+/** ISO days compare as text. */
+const laterDay = (a, b) => [a, b].sort()[1]
 const addDays = (day, n) => new Date(Date.parse(`${day}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10)
 const fmtTs = (iso) => (iso ? iso.replace('T', ' ').replace(/\.(\d{3})\d*Z$/, '.$1Z') : '—')
 
@@ -396,7 +400,8 @@ function coverageByDay(rows) {
 
 function perAddressAvailability(coverage) {
   if (!meta.sensorsConfig.configured) return { ok: false, hint: t().perAddressOff }
-  if (coverage && coverage.missing.length > 0) return { ok: false, hint: t().perAddressMissing(coverage.missing.join(', ')) }
+  if (coverage && coverage.missing.length > 0)
+    return { ok: false, hint: t().perAddressMissing(coverage.missing.join(', ')) }
   return { ok: true, hint: t().perAddressOn(esc(meta.sensorsConfig.source)) }
 }
 
@@ -521,23 +526,24 @@ function renderControls() {
   fillSelect($('f-sensor'), [['', t().allSensors], ...sensors.map((s) => [s, s])], state.sensor)
   fillSelect(
     $('f-class'),
-    [
-      ['', t().allClasses],
-      ['monlist', t().monlistClass, 'monlist'],
-      ...CLASSES.slice(1).map((c) => [c, c]),
-    ],
+    [['', t().allClasses], ['monlist', t().monlistClass, 'monlist'], ...CLASSES.slice(1).map((c) => [c, c])],
     state.class,
   )
   const countries = meta.countries.map((c) => c.country)
   if (state.country && !countries.includes(state.country)) countries.push(state.country)
   fillSelect(
     $('f-country'),
-    [['', t().allCountries], ...countries.map((c) => [c, c === '--' ? `-- ${t().unknown}` : `${c} — ${countryName(c)}`])],
+    [
+      ['', t().allCountries],
+      ...countries.map((c) => [c, c === '--' ? `-- ${t().unknown}` : `${c} — ${countryName(c)}`]),
+    ],
     state.country,
   )
   $('f-top').value = String(state.top)
-  for (const b of $('f-measure').querySelectorAll('button')) b.setAttribute('aria-checked', String(b.dataset.value === state.measure))
-  for (const b of $('f-chart').querySelectorAll('button')) b.setAttribute('aria-checked', String(b.dataset.value === state.chart))
+  for (const b of $('f-measure').querySelectorAll('button'))
+    b.setAttribute('aria-checked', String(b.dataset.value === state.measure))
+  for (const b of $('f-chart').querySelectorAll('button'))
+    b.setAttribute('aria-checked', String(b.dataset.value === state.chart))
   const avail = perAddressAvailability(view?.coverage)
   const perButton = $('f-measure').querySelector('[data-value="per_address"]')
   perButton.disabled = !avail.ok
@@ -583,7 +589,11 @@ function stackedSeries(keys, valuesOf, markDay) {
     emphasis: { focus: 'series' },
     markArea:
       i === 0 && markDay
-        ? { silent: true, itemStyle: { color: 'rgba(255, 196, 0, 0.18)' }, data: [[{ xAxis: markDay }, { xAxis: markDay }]] }
+        ? {
+            silent: true,
+            itemStyle: { color: 'rgba(255, 196, 0, 0.18)' },
+            data: [[{ xAxis: markDay }, { xAxis: markDay }]],
+          }
         : undefined,
   }))
 }
@@ -591,7 +601,11 @@ function stackedSeries(keys, valuesOf, markDay) {
 function renderChart() {
   const v = view
   const monlist = measureSeries('monlist')
-  const series = stackedSeries(v.keys, (k) => measureSeries(k), state.day && v.days.includes(state.day) ? state.day : null)
+  const series = stackedSeries(
+    v.keys,
+    (k) => measureSeries(k),
+    state.day && v.days.includes(state.day) ? state.day : null,
+  )
   if (monlist) {
     series.push({
       id: 'monlist',
@@ -621,7 +635,13 @@ function renderChart() {
         textStyle: { fontSize: 12 },
         data: [...(monlist ? [t().monlistSeries] : []), ...series.filter((s) => s.id !== 'monlist').map((s) => s.name)],
       },
-      grid: { left: 8, right: 16, top: series.length > 8 ? 78 : 54, bottom: v.days.length > 31 ? 56 : 24, containLabel: true },
+      grid: {
+        left: 8,
+        right: 16,
+        top: series.length > 8 ? 78 : 54,
+        bottom: v.days.length > 31 ? 56 : 24,
+        containLabel: true,
+      },
       tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' }, formatter: axisTooltip, confine: true },
       xAxis: {
         type: 'category',
@@ -634,7 +654,9 @@ function renderChart() {
         name: t().yName[state.measure],
         nameGap: 12,
         nameTextStyle: { align: 'left', color: '#8a94a3', fontSize: 11 },
-        axisLabel: { formatter: (x) => (state.measure === 'per_address' ? String(x) : Number(x).toLocaleString(state.lang)) },
+        axisLabel: {
+          formatter: (x) => (state.measure === 'per_address' ? String(x) : Number(x).toLocaleString(state.lang)),
+        },
         splitLine: { lineStyle: { color: '#edf0f4' } },
       },
       dataZoom: v.days.length > 31 ? [{ type: 'inside' }, { type: 'slider', height: 18, bottom: 8 }] : [],
@@ -672,7 +694,8 @@ function renderTable() {
   const head = [
     `<th>${t().day}</th>`,
     ...columns.map(
-      (k, i) => `<th title="${esc(countryName(k))}"><span class="swatch" style="background:${colorOf(k, i)}"></span>${esc(k === 'other' ? t().other : k)}</th>`,
+      (k, i) =>
+        `<th title="${esc(countryName(k))}"><span class="swatch" style="background:${colorOf(k, i)}"></span>${esc(k === 'other' ? t().other : k)}</th>`,
     ),
     `<th class="total">${t().total}</th>`,
     hasMonlist ? `<th class="monlist">monlist</th>` : '',
@@ -682,7 +705,9 @@ function renderTable() {
       (r) =>
         `<tr data-day="${r.day}"${r.day === state.day ? ' class="selected"' : ''}><th>${r.day}</th>${columns
           .map((k) => `<td>${fmt(r[k])}</td>`)
-          .join('')}<td class="total">${fmt(r.total)}</td>${hasMonlist ? `<td class="monlist">${fmt(r.monlist)}</td>` : ''}</tr>`,
+          .join(
+            '',
+          )}<td class="total">${fmt(r.total)}</td>${hasMonlist ? `<td class="monlist">${fmt(r.monlist)}</td>` : ''}</tr>`,
     )
     .join('')
   // Sums over days: meaningful for packets; a source active on several days counts once a day.
@@ -691,9 +716,11 @@ function renderTable() {
     const sum = (k) => rows.reduce((a, r) => a + (r[k] ?? 0), 0)
     foot = `<tfoot><tr><th>${t().total}</th>${columns.map((k) => `<td>${fmt(sum(k))}</td>`).join('')}<td class="total">${fmt(sum('total'))}</td>${hasMonlist ? `<td class="monlist">${fmt(sum('monlist'))}</td>` : ''}</tr></tfoot>`
   }
-  $('table').innerHTML = `<thead><tr>${head}</tr></thead><tbody>${body || `<tr><td class="empty" colspan="${columns.length + 3}">${t().noData}</td></tr>`}</tbody>${foot}`
+  $('table').innerHTML =
+    `<thead><tr>${head}</tr></thead><tbody>${body || `<tr><td class="empty" colspan="${columns.length + 3}">${t().noData}</td></tr>`}</tbody>${foot}`
   const ranked = view.ranked.length
-  $('table-sub').textContent = `${t().chartTitle[state.measure]} · ${ranked > state.top ? t().topN(state.top, ranked) : t().allDays(state.from, state.to)}`
+  $('table-sub').textContent =
+    `${t().chartTitle[state.measure]} · ${ranked > state.top ? t().topN(state.top, ranked) : t().allDays(state.from, state.to)}`
 }
 
 function renderCards() {
@@ -709,7 +736,8 @@ function renderCards() {
       ? totalPackets
       : null
   $('k-monlist').textContent = monlistPackets === null ? '—' : fmt(monlistPackets, 'packets')
-  $('k-monlist-sub').textContent = monlistPackets === null ? `${t().class}: ${state.class}` : t().ofAccesses(pct(monlistPackets, totalPackets))
+  $('k-monlist-sub').textContent =
+    monlistPackets === null ? `${t().class}: ${state.class}` : t().ofAccesses(pct(monlistPackets, totalPackets))
   const total = measureSeries('total')
   let peak = -1
   total.forEach((x, i) => {
@@ -733,7 +761,8 @@ function renderSourcesTable(rows, title, sub) {
           .join('')}${r.classes.length > 1 ? `<span class="chip">+${r.classes.length - 1}</span>` : ''}</td></tr>`,
     )
     .join('')
-  $('sources').innerHTML = `${head}<tbody>${body || `<tr><td class="empty" colspan="5">${t().noSources}</td></tr>`}</tbody>`
+  $('sources').innerHTML =
+    `${head}<tbody>${body || `<tr><td class="empty" colspan="5">${t().noSources}</td></tr>`}</tbody>`
 }
 
 async function loadSources() {
@@ -832,7 +861,11 @@ async function loadSource() {
       animationDuration: 200,
       grid: { left: 8, right: 12, top: 12, bottom: 8, containLabel: true },
       tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' } },
-      xAxis: { type: 'category', data: h.days.map((d) => d.day), axisLabel: { formatter: (d) => d.slice(5), hideOverlap: true } },
+      xAxis: {
+        type: 'category',
+        data: h.days.map((d) => d.day),
+        axisLabel: { formatter: (d) => d.slice(5), hideOverlap: true },
+      },
       yAxis: { type: 'value', splitLine: { lineStyle: { color: '#edf0f4' } } },
       series: [
         {
@@ -864,8 +897,7 @@ function defaultRange() {
     return { from: addDays(today, -29), to: today }
   }
   // The last 90 days of data: a season of scanning, still readable as daily bars.
-  const from = addDays(meta.range.to, -89) > meta.range.from ? addDays(meta.range.to, -89) : meta.range.from
-  return { from, to: meta.range.to }
+  return { from: laterDay(addDays(meta.range.to, -89), meta.range.from), to: meta.range.to }
 }
 
 function normalizeState() {
@@ -891,8 +923,7 @@ async function refresh({ push = true, reloadMain = true } = {}) {
     renderTable()
     renderCards()
     await Promise.all([loadDay(), loadSources(), loadSource()])
-    hooks.renders++
-    window.__teiten.renders = hooks.renders
+    window.__teiten.renders++
   } catch (err) {
     showBanner(err instanceof ApiError ? `${err.message} [${err.code}]` : String(err?.message ?? err))
   }
@@ -948,11 +979,21 @@ function wire() {
     if (!b || !meta.range) return
     const to = meta.range.to
     const from = b.dataset.days === 'all' ? meta.range.from : addDays(to, -(Number(b.dataset.days) - 1))
-    set({ from: from < meta.range.from ? meta.range.from : from, to })
+    set({ from: laterDay(from, meta.range.from), to })
   })
   $('reset').addEventListener('click', () => {
     const r = defaultRange()
-    set({ ...r, sensor: '', class: '', country: '', measure: DEFAULTS.measure, top: DEFAULTS.top, chart: DEFAULTS.chart, day: '', src: '' })
+    set({
+      ...r,
+      sensor: '',
+      class: '',
+      country: '',
+      measure: DEFAULTS.measure,
+      top: DEFAULTS.top,
+      chart: DEFAULTS.chart,
+      day: '',
+      src: '',
+    })
   })
   $('lang').addEventListener('click', () => {
     state.lang = state.lang === 'en' ? 'ja' : 'en'
@@ -997,7 +1038,13 @@ function plainOption(chart) {
   const o = chart.getOption()
   return {
     xAxis: (o.xAxis?.[0]?.data ?? []).slice(),
-    series: (o.series ?? []).map((s) => ({ id: s.id, name: s.name, type: s.type, stack: s.stack ?? null, data: [...(s.data ?? [])] })),
+    series: (o.series ?? []).map((s) => ({
+      id: s.id,
+      name: s.name,
+      type: s.type,
+      stack: s.stack ?? null,
+      data: [...(s.data ?? [])],
+    })),
   }
 }
 

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { parse as parseYaml } from 'yaml'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
@@ -21,7 +22,10 @@ let store: Store
 let app: FastifyInstance
 let eventCount = 0
 
-const sensors = parseSensorsConfig({ sensors: { 'sensor-a': { addresses: 256 }, 'sensor-b': { prefixes: ['198.51.100.0/25'] } } }, '/etc/teiten/sensors.yaml')
+const sensors = parseSensorsConfig(
+  { sensors: { 'sensor-a': { addresses: 256 }, 'sensor-b': { prefixes: ['198.51.100.0/25'] } } },
+  '/etc/teiten/sensors.yaml',
+)
 
 beforeAll(async () => {
   store = await openStore({ dataDir: dir.path, logger: silentLogger, host: false })
@@ -128,20 +132,29 @@ describe('GET /api/hourly', () => {
     ])
   })
 
-  it.each([['', /day/], ['day=2014-02-30', /day/], ['day=2014-01-01&by=day', /by/], ['day=2014-01-01&from=2014-01-01', /from|Unrecognized/i]])(
-    'rejects ?%s with 400',
-    async (qs, message) => {
-      const res = await get(`/api/hourly?${qs}`)
-      expect(res.status).toBe(400)
-      expect(res.json().error.message).toMatch(message)
-    },
-  )
+  it.each([
+    ['', /day/],
+    ['day=2014-02-30', /day/],
+    ['day=2014-01-01&by=day', /by/],
+    ['day=2014-01-01&from=2014-01-01', /from|Unrecognized/i],
+  ])('rejects ?%s with 400', async (qs, message) => {
+    const res = await get(`/api/hourly?${qs}`)
+    expect(res.status).toBe(400)
+    expect(res.json().error.message).toMatch(message)
+  })
 })
 
 describe('GET /api/sources', () => {
   it('ranks sources by packets with their history facts', async () => {
     const rows = (await get('/api/sources')).json()
-    expect(rows.map((r: { address: string }) => r.address)).toEqual(['2.2.2.2', '1.1.1.1', '1.1.1.2', '3.3.3.3', '10.0.0.1', '2001:200::5'])
+    expect(rows.map((r: { address: string }) => r.address)).toEqual([
+      '2.2.2.2',
+      '1.1.1.1',
+      '1.1.1.2',
+      '3.3.3.3',
+      '10.0.0.1',
+      '2001:200::5',
+    ])
     expect(rows[1]).toEqual({
       address: '1.1.1.1',
       country: 'CN',
@@ -173,14 +186,20 @@ describe('GET /api/sources', () => {
     expect(res.json().map((r: { address: string }) => r.address)).toEqual(addresses)
   })
 
-  it.each(['limit=0', 'limit=abc', 'limit=10001', 'order=packets DESC', 'order=src', 'dir=up', "country=US') --", 'by=day'])(
-    'rejects ?%s with 400',
-    async (qs) => {
-      const res = await get(`/api/sources?${encodeURI(qs)}`)
-      expect(res.status).toBe(400)
-      expect(res.json().error.code).toBe('BAD_PARAMETER')
-    },
-  )
+  it.each([
+    'limit=0',
+    'limit=abc',
+    'limit=10001',
+    'order=packets DESC',
+    'order=src',
+    'dir=up',
+    "country=US') --",
+    'by=day',
+  ])('rejects ?%s with 400', async (qs) => {
+    const res = await get(`/api/sources?${encodeURI(qs)}`)
+    expect(res.status).toBe(400)
+    expect(res.json().error.code).toBe('BAD_PARAMETER')
+  })
 })
 
 describe('GET /api/source/:addr', () => {
@@ -189,7 +208,14 @@ describe('GET /api/source/:addr', () => {
     expect(res.status).toBe(200)
     const h = res.json()
     expect(h.address).toBe('1.1.1.1')
-    expect(h.totals).toMatchObject({ packets: 5, dark_addresses: 5, days_active: 2, countries: ['CN'], bogon: false, classes: ['monlist'] })
+    expect(h.totals).toMatchObject({
+      packets: 5,
+      dark_addresses: 5,
+      days_active: 2,
+      countries: ['CN'],
+      bogon: false,
+      classes: ['monlist'],
+    })
     expect(h.days).toEqual([
       expect.objectContaining({ day: '2014-01-01', packets: 3, dark_addresses: 3, sensors: ['sensor-a'] }),
       expect.objectContaining({ day: '2014-01-02', packets: 2, dark_addresses: 2, sensors: ['sensor-b'] }),
@@ -197,7 +223,10 @@ describe('GET /api/source/:addr', () => {
   })
 
   it('accepts IPv6 and the IPv4-mapped spelling of an IPv4 source', async () => {
-    expect((await get(`/api/source/${encodeURIComponent('2001:200::5')}`)).json()).toMatchObject({ address: '2001:200::5', totals: { country: 'JP' } })
+    expect((await get(`/api/source/${encodeURIComponent('2001:200::5')}`)).json()).toMatchObject({
+      address: '2001:200::5',
+      totals: { country: 'JP' },
+    })
     expect((await get(`/api/source/${encodeURIComponent('::ffff:2.2.2.2')}`)).json().totals.packets).toBe(6)
     expect((await get('/api/source/10.0.0.1')).json().totals.bogon).toBe(true)
   })
@@ -246,7 +275,9 @@ describe('GET /api/meta', () => {
 
 describe('POST /api/sql', () => {
   it('runs a SELECT over the teiten tables and returns typed columns', async () => {
-    const res = await postSql('SELECT country, sum(packets) AS p FROM daily_agg WHERE access GROUP BY country ORDER BY p DESC, country')
+    const res = await postSql(
+      'SELECT country, sum(packets) AS p FROM daily_agg WHERE access GROUP BY country ORDER BY p DESC, country',
+    )
     expect(res.status).toBe(200)
     expect(res.json()).toMatchObject({
       columns: [
@@ -307,7 +338,7 @@ describe('POST /api/sql', () => {
     ["SELECT * FROM filesystem('/')", /filesystem/],
     ["SELECT * FROM events WHERE src IN (SELECT * FROM url('http://127.0.0.1:1/x', CSV, 'a IPv6'))", /url/],
     ["WITH (SELECT any(line) FROM file('/etc/passwd', 'LineAsString')) AS x SELECT x", /file/],
-    ['SELECT * FROM generateRandom(\'a UInt8\')', /table function/],
+    ["SELECT * FROM generateRandom('a UInt8')", /table function/],
     ['SELECT * FROM system.users', /system/],
     ['SELECT name FROM INFORMATION_SCHEMA.tables', /INFORMATION_SCHEMA/i],
     ['SELECT 1 WHERE 1 IN system.tables', /system/],
@@ -328,7 +359,9 @@ describe('POST /api/sql', () => {
   it('leaves the store untouched after the attempts above', async () => {
     expect(await countEvents()).toBe(eventCount)
     expect(existsSync('/tmp/teiten-should-not-exist')).toBe(false)
-    const [{ n }] = await store.query<{ n: number }>("SELECT toUInt32(count()) AS n FROM system.tables WHERE database = currentDatabase() AND name = 'events'")
+    const [{ n }] = await store.query<{ n: number }>(
+      "SELECT toUInt32(count()) AS n FROM system.tables WHERE database = currentDatabase() AND name = 'events'",
+    )
     expect(n).toBe(1)
   })
 
@@ -358,7 +391,9 @@ describe('POST /api/sql', () => {
   })
 
   it('runs the query with readonly=1 and the limits', async () => {
-    const res = await postSql("SELECT getSetting('readonly') AS ro, getSetting('max_result_rows') AS mr, getSetting('max_execution_time') AS mt")
+    const res = await postSql(
+      "SELECT getSetting('readonly') AS ro, getSetting('max_result_rows') AS mr, getSetting('max_execution_time') AS mt",
+    )
     expect(res.json().rows).toEqual([[1, DEFAULT_SQL_LIMITS.maxResultRows, DEFAULT_SQL_LIMITS.maxExecutionSeconds]])
   })
 
@@ -392,7 +427,9 @@ describe('GET /api/export', () => {
       '"ts","sensor","src","src_port","dst","dst_port","ip_version","ttl","ip_len","udp_len","payload_len","wire_len","class","ntp_version","ntp_mode","ntp_code","ntp_impl","country","bogon","file_id","record"',
     )
     expect(lines).toHaveLength(1 + 11)
-    expect(lines[1]).toMatch(/^"2014-01-01 01:00:00\.000000000","sensor-a","1\.1\.1\.1",40000,"203\.0\.113\.1",123,4,.*"monlist",.*"CN",false,/)
+    expect(lines[1]).toMatch(
+      /^"2014-01-01 01:00:00\.000000000","sensor-a","1\.1\.1\.1",40000,"203\.0\.113\.1",123,4,.*"monlist",.*"CN",false,/,
+    )
     expect(lines.some((l) => l.includes('"2001:200::5"'))).toBe(true)
     const all = await get('/api/export?from=2014-01-01&to=2014-01-01&all=1')
     expect(all.body.trim().split('\n')).toHaveLength(1 + 8)
@@ -417,17 +454,22 @@ describe('GET /api/export', () => {
     const small = buildDashboardApp({ store, logger: silentLogger, exportMaxRows: 5 })
     const res = await small.inject({ url: '/api/export?from=2014-01-01&to=2014-01-03' })
     expect(res.statusCode).toBe(400)
-    expect(res.json().error).toMatchObject({ code: 'QUERY_REJECTED', message: expect.stringMatching(/15 events.*limit of 5/) })
+    expect(res.json().error).toMatchObject({
+      code: 'QUERY_REJECTED',
+      message: expect.stringMatching(/15 events.*limit of 5/),
+    })
     await small.close()
   })
 
-  it.each(['from=2014-01-01', 'to=2014-01-01', 'from=2014-01-01&to=2014-01-01&format=xlsx', 'from=2014-01-01&to=2014-01-01&path=/etc/passwd'])(
-    'rejects ?%s with 400',
-    async (qs) => {
-      const res = await get(`/api/export?${qs}`)
-      expect(res.status).toBe(400)
-    },
-  )
+  it.each([
+    'from=2014-01-01',
+    'to=2014-01-01',
+    'from=2014-01-01&to=2014-01-01&format=xlsx',
+    'from=2014-01-01&to=2014-01-01&path=/etc/passwd',
+  ])('rejects ?%s with 400', async (qs) => {
+    const res = await get(`/api/export?${qs}`)
+    expect(res.status).toBe(400)
+  })
 })
 
 describe('the page and its assets', () => {
@@ -445,11 +487,14 @@ describe('the page and its assets', () => {
     expect(res.headers['content-security-policy']).toContain("script-src 'self'")
   })
 
-  it.each(['/../../etc/passwd', '/vendor/../package.json', '/app.js/../../package.json', '/nope'])('serves nothing else: %s', async (url) => {
-    const res = await get(url)
-    expect(res.status).toBe(404)
-    expect(res.json().error.code).toBe('NOT_FOUND')
-  })
+  it.each(['/../../etc/passwd', '/vendor/../package.json', '/app.js/../../package.json', '/nope'])(
+    'serves nothing else: %s',
+    async (url) => {
+      const res = await get(url)
+      expect(res.status).toBe(404)
+      expect(res.json().error.code).toBe('NOT_FOUND')
+    },
+  )
 
   it('answers only to loopback host names (DNS rebinding)', async () => {
     expect((await get('/api/meta', { host: 'evil.example:8080' })).status).toBe(421)
@@ -515,19 +560,34 @@ describe('GET /api/openapi.json', () => {
     const doc = (await get('/api/openapi.json')).json()
     expect(doc.openapi).toMatch(/^3\./)
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ['/api/daily', '/api/export', '/api/hourly', '/api/meta', '/api/openapi.json', '/api/source/{addr}', '/api/sources', '/api/sql'].sort(),
+      [
+        '/api/daily',
+        '/api/export',
+        '/api/hourly',
+        '/api/meta',
+        '/api/openapi.json',
+        '/api/source/{addr}',
+        '/api/sources',
+        '/api/sql',
+      ].sort(),
     )
     for (const path of Object.keys(doc.paths)) {
       const concrete = path.replace('{addr}', '1.1.1.1')
       const method = Object.keys(doc.paths[path])[0]!
-      const res = await app.inject({ method: method.toUpperCase() as 'GET', url: concrete, payload: method === 'post' ? { sql: 'SELECT 1' } : undefined })
+      const res = await app.inject({
+        method: method.toUpperCase() as 'GET',
+        url: concrete,
+        payload: method === 'post' ? { sql: 'SELECT 1' } : undefined,
+      })
       expect(res.statusCode, path).not.toBe(404)
     }
   })
 
   it('documents only parameters the endpoints accept', async () => {
     const doc = (await get('/api/openapi.json')).json()
-    for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, { parameters?: { name: string; in: string; required?: boolean }[] }>>)) {
+    for (const [path, item] of Object.entries(
+      doc.paths as Record<string, Record<string, { parameters?: { name: string; in: string; required?: boolean }[] }>>,
+    )) {
       const op = item.get
       if (!op?.parameters) continue
       const query = op.parameters.filter((p) => p.in === 'query')
@@ -549,7 +609,9 @@ describe('researcher CLI', () => {
     expect(json).toEqual((await get('/api/sources?limit=2&country=CN,US')).json())
     const csv = (await runSources(store, query, 'csv')).trim().split('\n')
     expect(csv[0]).toBe('address,country,bogon,first_seen,last_seen,packets,dark_addresses,classes,sensors,days_active')
-    expect(csv[2]).toBe('1.1.1.1,CN,false,2014-01-01T01:00:00.000000000Z,2014-01-02T06:01:00.000000000Z,5,5,monlist,sensor-a sensor-b,2')
+    expect(csv[2]).toBe(
+      '1.1.1.1,CN,false,2014-01-01T01:00:00.000000000Z,2014-01-02T06:01:00.000000000Z,5,5,monlist,sensor-a sensor-b,2',
+    )
     const table = await runSources(store, query, 'table')
     expect(table.split('\n')[0]).toMatch(/^address\s+country\s+bogon/)
     expect(() => sourcesQueryFromOptions({ order: 'src' })).toThrow(/order/)
@@ -557,9 +619,14 @@ describe('researcher CLI', () => {
 
   it('teiten sql runs the same guard', async () => {
     const limits = sqlLimitsFromOptions({})
-    expect(await runSql(store, "SELECT country, count() AS n FROM events WHERE country = 'JP' GROUP BY country", 'csv', limits)).toBe(
-      'country,n\nJP,1\n',
-    )
+    expect(
+      await runSql(
+        store,
+        "SELECT country, count() AS n FROM events WHERE country = 'JP' GROUP BY country",
+        'csv',
+        limits,
+      ),
+    ).toBe('country,n\nJP,1\n')
     await expect(runSql(store, 'SELECT 1; DROP TABLE events', 'table', limits)).rejects.toThrow(/single|Multi/i)
     await expect(runSql(store, "SELECT * FROM url('http://127.0.0.1:1/')", 'table', limits)).rejects.toThrow(/url/)
     expect(() => sqlLimitsFromOptions({ maxRows: '0' })).toThrow(/max-rows/)
@@ -586,12 +653,148 @@ describe('researcher CLI', () => {
 describe('sensors file', () => {
   it('reads the YAML the --sensors flag names', async () => {
     const path = join(dir.path, 'sensors.yaml')
-    writeFileSync(path, 'sensors:\n  sensor-a: { addresses: 256 }\n  sensor-b:\n    prefixes: ["198.51.100.0/24", "198.51.100.128/25"]\n')
+    writeFileSync(
+      path,
+      'sensors:\n  sensor-a: { addresses: 256 }\n  sensor-b:\n    prefixes: ["198.51.100.0/24", "198.51.100.128/25"]\n',
+    )
     const { loadSensorsFile } = await import('../../dashboards/server/sensors.js')
     expect(loadSensorsFile(path)).toEqual({
       source: 'sensors.yaml',
-      sensors: { 'sensor-a': { addresses: 256 }, 'sensor-b': { addresses: 256, prefixes: ['198.51.100.0/24', '198.51.100.128/25'] } },
+      sensors: {
+        'sensor-a': { addresses: 256 },
+        'sensor-b': { addresses: 256, prefixes: ['198.51.100.0/24', '198.51.100.128/25'] },
+      },
     })
     expect(readFileSync(path, 'utf8')).toContain('sensors:')
+  })
+})
+
+describe('Grafana dashboard', () => {
+  // Grafana's own variable syntax, not a template literal.
+  const DATASOURCE_VAR = ['$', '{datasource}'].join('')
+  type Target = {
+    refId: string
+    datasource: { type: string; uid: string }
+    editorType: string
+    format: number
+    rawSql: string
+  }
+  type Panel = {
+    id: number
+    type: string
+    title: string
+    datasource?: { type: string; uid: string }
+    targets: Target[]
+  }
+  const dashboardPath = join(process.cwd(), 'dashboards/grafana/dashboards/teiten.json')
+  const dash = JSON.parse(readFileSync(dashboardPath, 'utf8')) as {
+    uid: string
+    panels: Panel[]
+    templating: { list: { name: string; type: string; query: unknown; current: { value: unknown } }[] }
+  }
+
+  /** The plugin's macros and variables, as Grafana would expand them for a UTC range and selection. */
+  function expand(
+    sql: string,
+    range: { from: string; to: string },
+    selected: Record<string, string[]> = {},
+    topn = '10',
+  ): string {
+    let out = sql
+    for (;;) {
+      const start = out.indexOf('$__conditionalAll(')
+      if (start < 0) break
+      let depth = 0
+      let end = start + '$__conditionalAll'.length
+      for (; end < out.length; end++) {
+        if (out[end] === '(') depth++
+        else if (out[end] === ')' && --depth === 0) break
+      }
+      const inner = out.slice(start + '$__conditionalAll('.length, end)
+      const comma = inner.lastIndexOf(',')
+      const variable = inner
+        .slice(comma + 1)
+        .trim()
+        .replace('$', '')
+      const values = selected[variable]
+      const replacement = values
+        ? inner.slice(0, comma).replace(`\${${variable}:singlequote}`, values.map((v) => `'${v}'`).join(','))
+        : '1=1'
+      out = out.slice(0, start) + replacement + out.slice(end + 1)
+    }
+    out = out
+      .replace(/\$__dateFilter\((\w+)\)/g, `$1 >= toDate('${range.from}') AND $1 <= toDate('${range.to}')`)
+      .replace(
+        /\$__timeFilter\((\w+)\)/g,
+        `$1 >= toDateTime('${range.from} 00:00:00', 'UTC') AND $1 <= toDateTime('${range.to} 23:59:59', 'UTC')`,
+      )
+      .replace(/\$\{topn\}/g, topn)
+    expect(out, 'every macro and variable expanded').not.toMatch(/\$/)
+    return out
+  }
+
+  const range = { from: '2014-01-01', to: '2014-01-03' }
+  const figure2 = () => dash.panels.find((p) => p.title.includes('発信元国・地域別アクセス件数'))!
+
+  it('reads ClickHouse through the grafana-clickhouse-datasource plugin, uid clickhouse by default', () => {
+    const ds = dash.templating.list.find((v) => v.name === 'datasource')!
+    expect(ds).toMatchObject({
+      type: 'datasource',
+      query: 'grafana-clickhouse-datasource',
+      current: { value: 'clickhouse' },
+    })
+    for (const panel of dash.panels) {
+      expect(panel.datasource).toEqual({ type: 'grafana-clickhouse-datasource', uid: DATASOURCE_VAR })
+      for (const t of panel.targets) {
+        expect(t.datasource).toEqual({ type: 'grafana-clickhouse-datasource', uid: DATASOURCE_VAR })
+        expect(t.editorType).toBe('sql')
+      }
+    }
+    expect(figure2().type).toBe('timeseries')
+  })
+
+  it('runs every panel and variable query against the real schema', async () => {
+    for (const panel of dash.panels) {
+      for (const t of panel.targets) {
+        await expect(
+          store.query(expand(t.rawSql, range), undefined, { readonly: 2 }),
+          panel.title,
+        ).resolves.toBeInstanceOf(Array)
+        await expect(
+          store.query(expand(t.rawSql, range, { class: ['monlist'], country: ['CN', 'US'], sensor: ['sensor-b'] })),
+        ).resolves.toBeInstanceOf(Array)
+      }
+    }
+    for (const v of dash.templating.list.filter((x) => x.type === 'query')) {
+      const sql = (v.query as { rawSql: string }).rawSql
+      expect(await store.query(sql), v.name).not.toHaveLength(0)
+    }
+  })
+
+  it('draws Figure 2 with the numbers of /api/daily, top N plus other', async () => {
+    const sql = figure2().targets[0]!.rawSql
+    const asDaily = (rows: { time: string; country: string; packets: number }[]) =>
+      rows.map((r) => ({ day: r.time.slice(0, 10), country: r.country, packets: Number(r.packets) }))
+    const sort = (rows: { day: string; country: string; packets: number }[]) =>
+      [...rows].sort((a, b) => (a.day + a.country < b.day + b.country ? -1 : 1))
+    const api = (await get('/api/daily')).json() as { day: string; country: string; packets: number }[]
+    const panel = asDaily(await store.query(expand(sql, range)))
+    expect(sort(panel)).toEqual(sort(api.map(({ day, country, packets }) => ({ day, country, packets }))))
+    const monlist = asDaily(await store.query(expand(sql, range, { class: ['monlist'] }, '1')))
+    // monlist: US 6 packets, CN 5, JP 1, so the top 1 is US and the rest is "other".
+    expect(sort(monlist)).toEqual([
+      { day: '2014-01-01', country: 'US', packets: 2 },
+      { day: '2014-01-01', country: 'other', packets: 3 },
+      { day: '2014-01-02', country: 'other', packets: 3 },
+      { day: '2014-01-03', country: 'US', packets: 4 },
+    ])
+  })
+
+  it('is provisioned from the directory docker-compose mounts', () => {
+    const provider = parseYaml(
+      readFileSync(join(process.cwd(), 'dashboards/grafana/provisioning/dashboards/teiten.yaml'), 'utf8'),
+    )
+    expect(provider.providers[0]).toMatchObject({ type: 'file', options: { path: '/var/lib/grafana/dashboards' } })
+    expect(dash.uid).toBe('teiten-ntp')
   })
 })

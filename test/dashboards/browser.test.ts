@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -39,7 +39,10 @@ interface Hooks {
 interface PageGlobal {
   __teiten?: Hooks
   echarts: {
-    getInstanceByDom(el: unknown): { convertToPixel(finder: object, value: unknown[]): number[]; getDom(): { getBoundingClientRect(): { left: number; top: number } } }
+    getInstanceByDom(el: unknown): {
+      convertToPixel(finder: object, value: unknown[]): number[]
+      getDom(): { getBoundingClientRect(): { left: number; top: number } }
+    }
   }
   document: { getElementById(id: string): unknown }
 }
@@ -51,11 +54,16 @@ let dashboard: RunningDashboard
 let bare: RunningDashboard
 let browser: Browser
 
-const sensors = parseSensorsConfig({ sensors: { 'sensor-a': { addresses: 256 }, 'sensor-b': { prefixes: ['198.51.100.0/25'] } } }, 'sensors.yaml')
+const sensors = parseSensorsConfig(
+  { sensors: { 'sensor-a': { addresses: 256 }, 'sensor-b': { prefixes: ['198.51.100.0/25'] } } },
+  'sensors.yaml',
+)
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`the browser test needs Chromium at ${CHROMIUM}: install the Debian package "chromium" (apt-get install -y chromium)`)
+    throw new Error(
+      `the browser test needs Chromium at ${CHROMIUM}: install the Debian package "chromium" (apt-get install -y chromium)`,
+    )
   }
   mkdirSync(OUT, { recursive: true })
   store = await openStore({ dataDir: dir.path, logger: silentLogger, host: false })
@@ -111,7 +119,6 @@ async function settle(page: Page, after: number): Promise<number> {
   return page.evaluate(() => (globalThis as unknown as PageGlobal).__teiten!.renders)
 }
 
-const renders = (page: Page) => page.evaluate(() => (globalThis as unknown as PageGlobal).__teiten?.renders ?? 0)
 const chartOption = (page: Page) => page.evaluate(() => (globalThis as unknown as PageGlobal).__teiten!.chartOption())
 
 function watchConsole(page: Page): string[] {
@@ -130,7 +137,8 @@ describe('dashboard in headless Chromium', () => {
     const errors = watchConsole(page)
     const external: string[] = []
     page.on('request', (r) => {
-      if (!r.url().startsWith(dashboard.url) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) external.push(r.url())
+      if (!r.url().startsWith(dashboard.url) && !r.url().startsWith('blob:') && !r.url().startsWith('data:'))
+        external.push(r.url())
     })
 
     // First load: the token comes in the link once and leaves the address bar.
@@ -150,19 +158,50 @@ describe('dashboard in headless Chromium', () => {
     const drawn = seriesMap(option)
     expect([...drawn.keys()]).toEqual([...expected.keys(), 'monlist'])
     for (const [k, values] of expected) expect(drawn.get(k), k).toEqual(values)
-    expect(option.series.filter((s) => s.id !== 'monlist').every((s) => s.type === 'bar' && s.stack === 'countries')).toBe(true)
-    const monlist = await api<{ day: string; packets: number }[]>('/api/daily', { from: first, to: last, by: 'day', class: 'monlist' })
+    expect(
+      option.series.filter((s) => s.id !== 'monlist').every((s) => s.type === 'bar' && s.stack === 'countries'),
+    ).toBe(true)
+    const monlist = await api<{ day: string; packets: number }[]>('/api/daily', {
+      from: first,
+      to: last,
+      by: 'day',
+      class: 'monlist',
+    })
     expect(drawn.get('monlist')).toEqual(LARGE_DAYS.map((d) => monlist.find((r) => r.day === d)?.packets ?? 0))
     // The table under the chart shows the same numbers.
-    const table = await page.evaluate(() => (globalThis as unknown as { __teiten: { table(): { rows: Record<string, number>[] } } }).__teiten.table())
+    const table = await page.evaluate(() =>
+      (globalThis as unknown as { __teiten: { table(): { rows: Record<string, number>[] } } }).__teiten.table(),
+    )
     expect(table.rows.map((r) => r.CN)).toEqual(expected.get('CN'))
+    // CSV download of exactly what is shown.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-csv')])
+    expect(download.suggestedFilename()).toBe(`teiten_packets_${first}_${last}.csv`)
+    const csv = readFileSync((await download.path())!, 'utf8')
+      .trim()
+      .split('\n')
+    expect(csv[0]).toBe(['day', ...expected.keys(), 'total', 'monlist'].join(','))
+    expect(csv).toHaveLength(1 + LARGE_DAYS.length)
+    const firstDay = daily.filter((r) => r.day === first)
+    expect(csv[1]).toBe(
+      [
+        first,
+        ...[...expected.values()].map((v) => v[0]),
+        firstDay.reduce((a, r) => a + r.packets, 0),
+        drawn.get('monlist')![0],
+      ].join(','),
+    )
 
     // Class filter: the URL records it and the chart follows /api/daily for that class.
     await page.selectOption('#f-class', 'monlist')
     n = await settle(page, n)
     expect(new URL(page.url()).searchParams.get('class')).toBe('monlist')
     option = await chartOption(page)
-    const monlistDaily = await api<DailyRow[]>('/api/daily', { from: first, to: last, by: 'day,country', class: 'monlist' })
+    const monlistDaily = await api<DailyRow[]>('/api/daily', {
+      from: first,
+      to: last,
+      by: 'day,country',
+      class: 'monlist',
+    })
     const expectedMonlist = figure2(monlistDaily, LARGE_DAYS, 10)
     expect(seriesMap(option)).toEqual(expectedMonlist)
     expect(seriesMap(option).get('CN')).not.toEqual(expected.get('CN'))
@@ -172,7 +211,13 @@ describe('dashboard in headless Chromium', () => {
     n = await settle(page, n)
     expect(new URL(page.url()).searchParams.get('country')).toBe('CN')
     option = await chartOption(page)
-    const cn = await api<DailyRow[]>('/api/daily', { from: first, to: last, by: 'day,country', class: 'monlist', country: 'CN' })
+    const cn = await api<DailyRow[]>('/api/daily', {
+      from: first,
+      to: last,
+      by: 'day,country',
+      class: 'monlist',
+      country: 'CN',
+    })
     expect(seriesMap(option)).toEqual(figure2(cn, LARGE_DAYS, 10))
     expect(option.series.map((s) => s.id)).toEqual(['CN'])
 
@@ -186,7 +231,13 @@ describe('dashboard in headless Chromium', () => {
     option = await chartOption(page)
     const range = LARGE_DAYS.slice(4, 10)
     expect(option.xAxis).toEqual(range)
-    const cnRange = await api<DailyRow[]>('/api/daily', { from: '2014-01-05', to: '2014-01-10', by: 'day,country', class: 'monlist', country: 'CN' })
+    const cnRange = await api<DailyRow[]>('/api/daily', {
+      from: '2014-01-05',
+      to: '2014-01-10',
+      by: 'day,country',
+      class: 'monlist',
+      country: 'CN',
+    })
     expect(seriesMap(option)).toEqual(figure2(cnRange, range, 10))
 
     // Back restores the previous view from the URL.
@@ -222,7 +273,10 @@ describe('dashboard in headless Chromium', () => {
     expect(await page.isVisible('#day-panel')).toBe(true)
     const hourly = await page.evaluate(() => (globalThis as unknown as PageGlobal).__teiten!.hourlyOption())
     expect(hourly.xAxis).toHaveLength(24)
-    const hourlyRows = await api<{ hour: string; country: string; packets: number }[]>('/api/hourly', { day, by: 'hour,country' })
+    const hourlyRows = await api<{ hour: string; country: string; packets: number }[]>('/api/hourly', {
+      day,
+      by: 'hour,country',
+    })
     const keys = [...expected.keys()]
     const expectedHourly = new Map(keys.map((k) => [k, Array.from({ length: 24 }, () => 0)]))
     for (const r of hourlyRows) {
@@ -234,7 +288,9 @@ describe('dashboard in headless Chromium', () => {
     expect(hourly.series.flatMap((s) => s.data as number[]).reduce((a, b) => a + b, 0)).toBe(dayTotal)
     // The day's top sources.
     const topSources = await api<{ address: string }[]>('/api/sources', { from: day, to: day, limit: '15' })
-    const listed = await page.$$eval('#sources tbody tr[data-src]', (rows) => rows.map((r) => (r as unknown as { dataset: { src: string } }).dataset.src))
+    const listed = await page.$$eval('#sources tbody tr[data-src]', (rows) =>
+      rows.map((r) => (r as unknown as { dataset: { src: string } }).dataset.src),
+    )
     expect(listed).toEqual(topSources.map((s) => s.address))
 
     // Click a source: its history.
@@ -243,9 +299,10 @@ describe('dashboard in headless Chromium', () => {
     const address = topSources[0]!.address
     expect(new URL(page.url()).searchParams.get('src')).toBe(address)
     expect(await page.isVisible('#source-panel')).toBe(true)
-    const history = await api<{ totals: { packets: number; dark_addresses: number; country: string; classes: string[] }; days: { day: string; packets: number }[] }>(
-      `/api/source/${encodeURIComponent(address)}`,
-    )
+    const history = await api<{
+      totals: { packets: number; dark_addresses: number; country: string; classes: string[] }
+      days: { day: string; packets: number }[]
+    }>(`/api/source/${encodeURIComponent(address)}`)
     const facts = await page.textContent('#source-facts')
     expect(facts).toContain(history.totals.packets.toLocaleString('en'))
     expect(facts).toContain('First seen')
@@ -261,8 +318,15 @@ describe('dashboard in headless Chromium', () => {
     await page.click('#f-measure button[data-value="per_address"]')
     n = await settle(page, n)
     expect(new URL(page.url()).searchParams.get('measure')).toBe('per_address')
-    const coverage = await api<{ day: string; sensor: string }[]>('/api/daily', { from: first, to: last, by: 'day,sensor', all: '1' })
-    const addresses = LARGE_DAYS.map((d) => coverage.filter((r) => r.day === d).reduce((a, r) => a + sensors.sensors[r.sensor]!.addresses, 0))
+    const coverage = await api<{ day: string; sensor: string }[]>('/api/daily', {
+      from: first,
+      to: last,
+      by: 'day,sensor',
+      all: '1',
+    })
+    const addresses = LARGE_DAYS.map((d) =>
+      coverage.filter((r) => r.day === d).reduce((a, r) => a + sensors.sensors[r.sensor]!.addresses, 0),
+    )
     const perAddress = seriesMap(await chartOption(page)).get('CN')!
     expect(perAddress).toEqual(expected.get('CN')!.map((v, i) => v / addresses[i]!))
     await page.click('#f-measure button[data-value="packets"]')

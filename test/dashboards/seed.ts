@@ -38,16 +38,43 @@ const rep = (n: number, spec: (i: number) => SeedSpec): SeedSpec[] => Array.from
  *   2014-01-03  US 4/1 at 00:10, 00:20, 05:00, 23:59
  */
 export const SMALL: SeedSpec[] = [
-  ...rep(3, (i) => ({ ts: `2014-01-01T01:0${i}:00Z`, src: '1.1.1.1', dst: `203.0.113.${i + 1}`, cls: 'monlist', country: 'CN' })),
+  ...rep(3, (i) => ({
+    ts: `2014-01-01T01:0${i}:00Z`,
+    src: '1.1.1.1',
+    dst: `203.0.113.${i + 1}`,
+    cls: 'monlist',
+    country: 'CN',
+  })),
   { ts: '2014-01-01T02:00:00Z', src: '1.1.1.2', cls: 'client', country: 'CN' },
-  ...rep(2, (i) => ({ ts: `2014-01-01T03:0${i}:00Z`, src: '2.2.2.2', dst: '203.0.113.1', cls: 'monlist', country: 'US', sensor: 'sensor-b' })),
+  ...rep(2, (i) => ({
+    ts: `2014-01-01T03:0${i}:00Z`,
+    src: '2.2.2.2',
+    dst: '203.0.113.1',
+    cls: 'monlist',
+    country: 'US',
+    sensor: 'sensor-b',
+  })),
   { ts: '2014-01-01T04:00:00Z', src: '3.3.3.3', cls: 'mode6_readvar', country: 'DE' },
   { ts: '2014-01-01T05:00:00Z', src: '9.9.9.9', srcPort: 123, dstPort: 40000, cls: 'response', country: 'DE' },
-  ...rep(2, (i) => ({ ts: `2014-01-02T06:0${i}:00Z`, src: '1.1.1.1', dst: `203.0.113.${i + 4}`, cls: 'monlist', country: 'CN', sensor: 'sensor-b' })),
+  ...rep(2, (i) => ({
+    ts: `2014-01-02T06:0${i}:00Z`,
+    src: '1.1.1.1',
+    dst: `203.0.113.${i + 4}`,
+    cls: 'monlist',
+    country: 'CN',
+    sensor: 'sensor-b',
+  })),
   { ts: '2014-01-02T07:00:00Z', src: '2001:200::5', cls: 'monlist', country: 'JP' },
   { ts: '2014-01-02T08:00:00Z', src: '10.0.0.1', cls: 'client', country: '--', bogon: true },
   ...['00:10', '00:20', '05:00', '23:59'].map(
-    (hm): SeedSpec => ({ ts: `2014-01-03T${hm}:00Z`, src: '2.2.2.2', dst: '203.0.113.1', cls: 'monlist', country: 'US', sensor: 'sensor-b' }),
+    (hm): SeedSpec => ({
+      ts: `2014-01-03T${hm}:00Z`,
+      src: '2.2.2.2',
+      dst: '203.0.113.1',
+      cls: 'monlist',
+      country: 'US',
+      sensor: 'sensor-b',
+    }),
   ),
 ]
 
@@ -95,9 +122,17 @@ export function largeDataset(seed = 20140101): SeedSpec[] {
       }
     })
     // Backscatter (from port 123) and a bogon source every day; an IPv6 scanner on odd days.
-    out.push({ ts: `${day}T12:00:00Z`, src: '192.0.2.77', srcPort: 123, dstPort: 33333, cls: 'response', country: 'US' })
+    out.push({
+      ts: `${day}T12:00:00Z`,
+      src: '192.0.2.77',
+      srcPort: 123,
+      dstPort: 33333,
+      cls: 'response',
+      country: 'US',
+    })
     out.push({ ts: `${day}T13:00:00Z`, src: '10.1.2.3', cls: 'client', country: '--', bogon: true })
-    if (d % 2 === 1) out.push({ ts: `${day}T14:00:00Z`, src: '2001:200:dead::1', cls: 'monlist', country: 'JP', sensor: 'sensor-b' })
+    if (d % 2 === 1)
+      out.push({ ts: `${day}T14:00:00Z`, src: '2001:200:dead::1', cls: 'monlist', country: 'JP', sensor: 'sensor-b' })
   })
   return out
 }

@@ -123,7 +123,10 @@ describe('frame builders', () => {
       { ip: { v: 4, src: SRC4, dst: DST4, options: Uint8Array.of(0x94, 4, 0, 0) }, l4: udp4().l4 },
       { ip: { v: 6, src: SRC6, dst: DST6, ext: [{ kind: 'hop-by-hop' }, { kind: 'routing' }] }, l4: udp4().l4 },
       { ip: { v: 4, src: SRC4, dst: DST4 }, l4: { kind: 'tcp', sport: 5, dport: 23, flags: TCP_SYN, seq: 9 } },
-      { ip: { v: 6, src: SRC6, dst: DST6 }, l4: { kind: 'icmp-unreachable', quote: { ...udp4(), ip: { v: 6, src: DST6, dst: SRC6 } } } },
+      {
+        ip: { v: 6, src: SRC6, dst: DST6 },
+        l4: { kind: 'icmp-unreachable', quote: { ...udp4(), ip: { v: 6, src: DST6, dst: SRC6 } } },
+      },
       { ip: { v: 4, src: SRC4, dst: DST4 }, l4: { kind: 'icmp-unreachable', quote: udp4(), quoteBytes: 28 } },
     ]
     const rng = new Rng(3)
@@ -164,8 +167,16 @@ describe('frame builders', () => {
       const layout = buildFrame(buf, 0, { link, datagram: d })
       return Buffer.from(buf.subarray(0, layout.l3Offset))
     }
-    expect(header({ kind: 'ethernet', vlans: [101] }).subarray(12).toString('hex')).toBe('810000650800')
-    expect(header({ kind: 'ethernet', vlans: [20, 301] }).subarray(12).toString('hex')).toBe('88a800148100012d0800')
+    expect(
+      header({ kind: 'ethernet', vlans: [101] })
+        .subarray(12)
+        .toString('hex'),
+    ).toBe('810000650800')
+    expect(
+      header({ kind: 'ethernet', vlans: [20, 301] })
+        .subarray(12)
+        .toString('hex'),
+    ).toBe('88a800148100012d0800')
     expect(header({ kind: 'raw' }).length).toBe(0)
     expect(header({ kind: 'sll' }, 6).readUInt16BE(14)).toBe(0x86dd)
     expect(header({ kind: 'sll2' }).readUInt16BE(0)).toBe(0x0800)
@@ -182,7 +193,10 @@ describe('frame builders', () => {
       const d: DatagramSpec =
         v === 4
           ? { ip: { v: 4, src: SRC4, dst: DST4 }, l4: { kind: 'udp', sport: 123, dport: 50000, payload } }
-          : { ip: { v: 6, src: SRC6, dst: DST6, ext: [{ kind: 'hop-by-hop' }] }, l4: { kind: 'udp', sport: 123, dport: 50000, payload } }
+          : {
+              ip: { v: 6, src: SRC6, dst: DST6, ext: [{ kind: 'hop-by-hop' }] },
+              l4: { kind: 'udp', sport: 123, dport: 50000, payload },
+            }
       const frames = buildFragments({ kind: 'raw' }, d, 128, 0xbeef)
       expect(frames.length).toBe(Math.ceil(448 / 128))
       const pieces: Buffer[] = []
@@ -220,13 +234,23 @@ describe('frame builders', () => {
       expect(transport.subarray(8).equals(payload)).toBe(true)
       // The first fragment's UDP checksum covers the whole datagram.
       const pseudo =
-        v === 4 ? onesSum(SRC4, 0, 4, onesSum(DST4, 0, 4, 17 + 448)) : onesSum(SRC6, 0, 16, onesSum(DST6, 0, 16, 17 + 448))
+        v === 4
+          ? onesSum(SRC4, 0, 4, onesSum(DST4, 0, 4, 17 + 448))
+          : onesSum(SRC6, 0, 16, onesSum(DST6, 0, 16, 17 + 448))
       expect(onesSum(transport, 0, transport.length, pseudo)).toBe(0xffff)
     }
   })
 
   it('parse and print addresses, IPv6 per RFC 5952', () => {
-    for (const text of ['0.0.0.0', '150.95.218.7', '::', '2001:db8::1', '2400:8500:1301:51::5', '1:0:1:0:1:0:1:0', 'fe80::1:0:0:1']) {
+    for (const text of [
+      '0.0.0.0',
+      '150.95.218.7',
+      '::',
+      '2001:db8::1',
+      '2400:8500:1301:51::5',
+      '1:0:1:0:1:0:1:0',
+      'fe80::1:0:0:1',
+    ]) {
       expect(formatIp(parseIp(text))).toBe(text)
     }
     expect(formatIp(parseIp('2001:0db8:0000:0000:0001:0000:0000:0001'))).toBe('2001:db8::1:0:0:1')

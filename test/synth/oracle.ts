@@ -76,7 +76,8 @@ export async function tsharkFrames(file: string): Promise<TsharkFrame[]> {
     if (line === '') continue
     const [epoch, protocols, ip4, ip6, sport, dport, ulen, payload] = line.split('\t')
     frames.push({
-      sec: epoch ? Math.floor(Number(epoch)) : null,
+      // The integer part of the text: a double cannot hold 1388534399.999999998.
+      sec: epoch ? Number(epoch.split('.')[0]) : null,
       protocols: protocols.split(':'),
       src: ip4 || ip6,
       srcPort: sport ? Number(sport) : -1,
