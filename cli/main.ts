@@ -10,6 +10,7 @@ import { registerSources } from './commands/sources.js'
 import { registerSql } from './commands/sql.js'
 import { registerReport } from './commands/report.js'
 import { registerSchedule } from './commands/schedule.js'
+import { registerSink } from './commands/sink.js'
 
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerReport(program)
   registerSchedule(program)
   registerAlerts(program)
+  registerSink(program)
   registerConfig(program)
   return program
 }

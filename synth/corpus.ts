@@ -63,7 +63,7 @@ import {
   type Template,
   TemplateStore,
 } from './templates.js'
-import { PcapngWriter, PcapWriter, type TsResolution } from './writers.js'
+import { BufferPool, PcapngWriter, PcapWriter, type TsResolution } from './writers.js'
 
 // ---------------------------------------------------------------------------------------------
 // File formats
@@ -596,6 +596,8 @@ export async function generateCorpus(o: CorpusOptions): Promise<CorpusResult> {
 const DONE = 0
 const ROTATE = 1
 const FLUSH = 2
+/** Files whose closing may overlap with generation. */
+const MAX_CLOSING = 6
 
 class Generator {
   private readonly t0 = performance.now()
@@ -641,6 +643,9 @@ class Generator {
   private keptFrames = 0
   private bytes = 0
   private diskBytes = 0
+  private closing: Array<Promise<void>> = []
+  private closeFailure: unknown = null
+  private readonly pool = new BufferPool()
   /** Emit loop position within the current day, and what it waits for. */
   private cursor = 0
   private waitSlot = 0
@@ -746,6 +751,16 @@ class Generator {
   }
 
   async run(): Promise<CorpusResult> {
+    try {
+      await this.generate()
+    } catch (err) {
+      await this.abandon()
+      throw err
+    }
+    return this.finish()
+  }
+
+  private async generate(): Promise<void> {
     for (let day = 0; day < this.days; day++) {
       this.generateDay(day)
       this.cursor = 0
@@ -757,7 +772,10 @@ class Generator {
       }
       this.o.onProgress?.({ day, days: this.days, records: this.records })
     }
-    for (let slot = 0; slot < this.open.length; slot++) await this.closeFile(slot)
+    await this.closeAll()
+  }
+
+  private finish(): CorpusResult {
     this.files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
     const result = buildTruth({
       seed: this.seed,
@@ -1003,7 +1021,7 @@ class Generator {
     }
     const path = join(this.o.outDir, rel)
     mkdirSync(dirname(path), { recursive: true })
-    const outOpts = { gzip: format.gzip, gzipLevel: this.gzipLevel, bufferSize: this.bufferSize }
+    const outOpts = { gzip: format.gzip, gzipLevel: this.gzipLevel, bufferSize: this.bufferSize, bufferPool: this.pool }
     let pcap: PcapWriter | null = null
     let ng: PcapngWriter | null = null
     let ifaces: IfaceRuntime[] = []
@@ -1101,18 +1119,47 @@ class Generator {
     for (const i of plan.interfaces) f.linkTypes.add(LINK_CHOICES[i.link].linkType)
   }
 
+  /**
+   * Finishes a file's truth and starts closing it; a few closes may be in flight at once (gzip's
+   * last chunk compresses while the next file fills), the oldest is awaited beyond that.
+   */
   private async closeFile(slot: number): Promise<void> {
     const f = this.open[slot]
     if (!f) return
     this.open[slot] = null
     this.endSection(f)
     this.bytes += f.writer.bytes
-    await f.writer.close()
-    this.diskBytes += statSync(join(this.o.outDir, f.truth.path)).size
     f.truth.linkTypes = [...f.linkTypes].sort((a, b) => a - b)
     f.truth.first = f.firstSec >= 0 ? isoSecond(f.firstSec) : null
     f.truth.last = f.firstSec >= 0 ? isoSecond(f.lastSec) : null
     this.files.push(f.truth)
+    const path = join(this.o.outDir, f.truth.path)
+    this.closing.push(
+      f.writer.close().then(
+        () => {
+          this.diskBytes += statSync(path).size
+        },
+        (err: unknown) => {
+          this.closeFailure ??= err
+        },
+      ),
+    )
+    if (this.closing.length > MAX_CLOSING) await this.closing.shift()
+    if (this.closeFailure !== null) throw this.closeFailure
+  }
+
+  private async closeAll(): Promise<void> {
+    for (let slot = 0; slot < this.open.length; slot++) await this.closeFile(slot)
+    await Promise.all(this.closing)
+    this.closing = []
+    if (this.closeFailure !== null) throw this.closeFailure
+  }
+
+  /** After a failure: close what is open (best effort) so no descriptor or stream is left. */
+  private async abandon(): Promise<void> {
+    const open = this.open.filter((f): f is OpenFile => f !== null)
+    this.open.fill(null)
+    await Promise.allSettled([...open.map((f) => f.writer.close()), ...this.closing])
   }
 }
 

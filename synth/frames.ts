@@ -923,18 +923,12 @@ function recordFixups(buf: Buffer, layout: FrameLayout, d: DatagramInfo): void {
  * base = (sum the checksum covers) - (sum of the dynamic fields), in ones' complement
  * arithmetic, recovered from the checksum already written: S = ~stored.
  */
-function makeFixup(buf: Buffer, at: number, dyn: number[], udp: boolean, frameStart = 0): ChecksumFixup {
+function makeFixup(buf: Buffer, at: number, dyn: number[], udp: boolean): ChecksumFixup {
   const stored = buf.readUInt16BE(at)
   const covered = ~stored & 0xffff
   let d = 0
   for (let i = 0; i < dyn.length; i += 2) d = sum16(buf, dyn[i], dyn[i + 1], d)
-  const base = fold16(covered + (0xffff - fold16(d)))
-  return {
-    at: at - frameStart,
-    base,
-    dyn: dyn.map((x, i) => (i % 2 === 0 ? x - frameStart : x)),
-    udp,
-  }
+  return { at, base: fold16(covered + (0xffff - fold16(d))), dyn, udp }
 }
 
 /**

@@ -460,7 +460,8 @@ export interface Population {
 
 const DAY = 86_400
 
-function dayNumber(iso: string): number {
+/** Days since the epoch of an ISO date (UTC). */
+export function dayNumber(iso: string): number {
   const ms = Date.parse(`${iso}T00:00:00Z`)
   if (Number.isNaN(ms)) throw new TeitenError('BAD_PARAMETER', `bad date ${iso}`)
   return Math.floor(ms / 1000 / DAY)
@@ -741,5 +742,3 @@ export function buildNoisePool(seed: number, count: number, excludedPrefixes: re
   }
   return out
 }
-
-export { dayNumber }

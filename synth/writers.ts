@@ -15,6 +15,22 @@ import { finished } from 'node:stream/promises'
 import { createGzip, type Gzip } from 'node:zlib'
 import { TeitenError } from '../core/errors.js'
 
+/**
+ * Reusable record buffers: a generator writing thousands of files in turn hands each file's
+ * buffers back here instead of leaving megabytes per file to the garbage collector.
+ */
+export class BufferPool {
+  private free: Buffer[] = []
+  constructor(private readonly max = 16) {}
+  take(size: number): Buffer {
+    const i = this.free.findIndex((b) => b.length === size)
+    return i >= 0 ? this.free.splice(i, 1)[0] : Buffer.allocUnsafe(size)
+  }
+  give(buf: Buffer): void {
+    if (this.free.length < this.max) this.free.push(buf)
+  }
+}
+
 export interface OutputOptions {
   /** gzip the whole file (one gzip member). */
   gzip?: boolean
@@ -22,6 +38,8 @@ export interface OutputOptions {
   gzipLevel?: number
   /** Size of the reusable record buffer; 4 MiB unless told. */
   bufferSize?: number
+  /** Where record buffers come from and go back to when the file is closed. */
+  bufferPool?: BufferPool
 }
 
 const DEFAULT_BUFFER = 4 << 20
@@ -95,12 +113,15 @@ export class CaptureOutput {
   private spare: Buffer | null = null
   private failure: unknown = null
 
+  private readonly pool: BufferPool | null
+
   constructor(
     readonly path: string,
     opts: OutputOptions = {},
   ) {
     const size = Math.max(opts.bufferSize ?? DEFAULT_BUFFER, 2 * MAX_RECORD)
-    this.buf = Buffer.allocUnsafe(size)
+    this.pool = opts.bufferPool ?? null
+    this.buf = this.pool ? this.pool.take(size) : Buffer.allocUnsafe(size)
     this.sink = opts.gzip ? new GzipSink(path, opts.gzipLevel ?? 6) : new FdSink(path)
   }
 
@@ -135,7 +156,7 @@ export class CaptureOutput {
       this.pending = this.sink.write(this.buf.subarray(0, n)).catch((err: unknown) => {
         this.failure ??= err
       })
-      const next = this.spare ?? Buffer.allocUnsafe(this.buf.length)
+      const next = this.spare ?? (this.pool ? this.pool.take(this.buf.length) : Buffer.allocUnsafe(this.buf.length))
       this.spare = this.buf
       this.buf = next
     }
@@ -157,6 +178,11 @@ export class CaptureOutput {
     await this.settle()
     this.closed = true
     await this.sink.close()
+    if (this.pool) {
+      this.pool.give(this.buf)
+      if (this.spare) this.pool.give(this.spare)
+    }
+    this.spare = null
   }
 }
 
@@ -305,10 +331,10 @@ export interface PcapngSectionOptions {
 
 interface IfaceState {
   snaplen: number
-  /** Units per second, as a number (exact below 2^21) and a bigint. */
+  base: 10 | 2
+  exponent: number
+  /** Units per second (at most 2^32, so every product below stays exact). */
   perSecond: number
-  perSecondBig: bigint
-  fast: boolean
 }
 
 const TWO32 = 4294967296
@@ -419,15 +445,16 @@ export class PcapngWriter implements PacketWriter {
     const opts: Array<[number, Uint8Array]> = []
     if (iface.name) opts.push([2, Buffer.from(iface.name, 'utf8')])
     if (iface.description) opts.push([3, Buffer.from(iface.description, 'utf8')])
-    let perSecondBig = 1_000_000n
+    const base = iface.tsresol?.base ?? 10
+    const exponent = iface.tsresol?.exponent ?? 6
     if (iface.tsresol) {
-      const { base, exponent } = iface.tsresol
-      if (base === 10 && (exponent < 0 || exponent > 9))
+      if (base === 10 && !(Number.isInteger(exponent) && exponent >= 0 && exponent <= 9)) {
         throw new TeitenError('BAD_PARAMETER', 'if_tsresol 10^-e needs e in 0..9')
-      if (base === 2 && (exponent < 0 || exponent > 40))
-        throw new TeitenError('BAD_PARAMETER', 'if_tsresol 2^-e needs e in 0..40')
+      }
+      if (base === 2 && !(Number.isInteger(exponent) && exponent >= 0 && exponent <= 32)) {
+        throw new TeitenError('BAD_PARAMETER', 'if_tsresol 2^-e needs e in 0..32')
+      }
       opts.push([9, Uint8Array.of(base === 2 ? 0x80 | exponent : exponent)])
-      perSecondBig = base === 10 ? 10n ** BigInt(exponent) : 1n << BigInt(exponent)
     }
     const snaplen = iface.snaplen ?? 262_144
     this.block(BLOCK_IDB, 8 + this.optionsLength(opts), (at) => {
@@ -436,18 +463,33 @@ export class PcapngWriter implements PacketWriter {
       this.u32(snaplen, at + 4)
       this.writeOptions(opts, at + 8)
     })
-    const perSecond = Number(perSecondBig)
-    this.ifaces.push({ snaplen, perSecond, perSecondBig, fast: perSecond <= 2_097_152 })
+    this.ifaces.push({ snaplen, base, exponent, perSecond: base === 10 ? 10 ** exponent : 2 ** exponent })
     return this.ifaces.length - 1
   }
 
-  private timestampUnits(iface: IfaceState, tsSec: number, tsNanos: number): [number, number] {
-    if (iface.fast) {
-      const units = tsSec * iface.perSecond + Math.floor((tsNanos * iface.perSecond) / 1e9)
-      return [Math.floor(units / TWO32), units % TWO32]
+  /** The last timestampUnits result, as the high and low 32 bits (no tuple per packet). */
+  private tsHi = 0
+  private tsLo = 0
+
+  /** Timestamp in the interface's units, floored, exact for any 32-bit second (no BigInt). */
+  private timestampUnits(iface: IfaceState, tsSec: number, tsNanos: number): void {
+    let frac: number
+    if (iface.base === 10) frac = Math.floor(tsNanos / 10 ** (9 - iface.exponent))
+    else if (iface.exponent <= 23) frac = Math.floor((tsNanos * iface.perSecond) / 1e9)
+    else {
+      // nanos * 2^e would pass 2^53: divide in two steps, each exact.
+      const q = Math.floor((tsNanos * 8_388_608) / 1e9)
+      const r = tsNanos * 8_388_608 - q * 1e9
+      const m = 2 ** (iface.exponent - 23)
+      frac = q * m + Math.floor((r * m) / 1e9)
     }
-    const units = BigInt(tsSec) * iface.perSecondBig + (BigInt(tsNanos) * iface.perSecondBig) / 1_000_000_000n
-    return [Number(units >> 32n), Number(units & 0xffffffffn)]
+    // sec * perSecond + frac, with perSecond split in 16-bit halves so no product passes 2^53.
+    const rHi = Math.floor(iface.perSecond / 65_536)
+    const rLo = iface.perSecond % 65_536
+    const a = tsSec * rHi
+    const low = (a % 65_536) * 65_536 + tsSec * rLo + frac
+    this.tsLo = low % TWO32
+    this.tsHi = Math.floor(a / 65_536) + Math.floor(low / TWO32)
   }
 
   private iface(id: number): IfaceState {
@@ -469,7 +511,9 @@ export class PcapngWriter implements PacketWriter {
     extra?: { flags?: number; comment?: string },
   ): void {
     const iface = this.iface(ifaceId)
-    const [hi, lo] = this.timestampUnits(iface, tsSec, tsNanos)
+    this.timestampUnits(iface, tsSec, tsNanos)
+    const hi = this.tsHi
+    const lo = this.tsLo
     let opts: Array<[number, Uint8Array]> | null = null
     if (extra && (extra.flags !== undefined || extra.comment !== undefined)) {
       opts = []
@@ -555,7 +599,9 @@ export class PcapngWriter implements PacketWriter {
   /** Interface Statistics Block (isb_ifrecv, isb_ifdrop). */
   writeInterfaceStatistics(ifaceId: number, tsSec: number, tsNanos: number, received: number, dropped: number): void {
     const iface = this.iface(ifaceId)
-    const [hi, lo] = this.timestampUnits(iface, tsSec, tsNanos)
+    this.timestampUnits(iface, tsSec, tsNanos)
+    const hi = this.tsHi
+    const lo = this.tsLo
     const u64 = (v: number) => {
       const b = Buffer.alloc(8)
       if (this.be) b.writeBigUInt64BE(BigInt(v))

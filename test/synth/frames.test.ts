@@ -146,6 +146,17 @@ describe('frame builders', () => {
     }
   })
 
+  it('build at any offset into layouts relative to the frame, so templates can be copied anywhere', () => {
+    const a = Buffer.alloc(256)
+    const layout = buildFrame(a, 7, { link: { kind: 'sll2' }, datagram: udp4() })
+    const b = Buffer.alloc(256)
+    a.copy(b, 30, 7, 7 + layout.length)
+    patchFrame(b, 30, layout, parseIp('1.2.3.4'), parseIp('5.6.7.8'), 1234, 123, 77, 9)
+    expect(checksumsOk(b, 30 + 20)).toBe(true)
+    expect(b.readUInt16BE(30 + 20 + 20)).toBe(1234)
+    expect(formatIp(b, 30 + layout.dstOffset, 4)).toBe('5.6.7.8')
+  })
+
   it('pad short Ethernet frames to 60 bytes without changing the IP and UDP lengths', () => {
     for (const padding of ['zero', 'junk'] as const) {
       const buf = Buffer.alloc(128, 0x11)

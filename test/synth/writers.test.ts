@@ -163,6 +163,49 @@ describe('pcapng writer', () => {
     expect(types).toEqual(['a0d0d0a', '1', '1', 'bad', 'abc', '6', '6', '3', '5', 'a0d0d0a', '1', '1', '4', '6', '6'])
   })
 
+  it('encodes timestamps exactly in every if_tsresol, up to 2^-32 and 10^-9', async () => {
+    const resolutions = [
+      { base: 10, exponent: 0 },
+      { base: 10, exponent: 3 },
+      { base: 10, exponent: 6 },
+      { base: 10, exponent: 9 },
+      { base: 2, exponent: 0 },
+      { base: 2, exponent: 20 },
+      { base: 2, exponent: 24 },
+      { base: 2, exponent: 30 },
+      { base: 2, exponent: 32 },
+    ] as const
+    const path = join(tmp.path, 'tsresol.pcapng')
+    const w = PcapngWriter.open(path)
+    w.startSection({ bigEndian: true, interfaces: resolutions.map((tsresol) => ({ linkType: LINKTYPE_RAW, tsresol })) })
+    const f = frame('raw', 0)
+    const stamps: Array<[number, number]> = [
+      [0, 0],
+      [1388534399, 999_999_999],
+      [1380585600, 1],
+      [4294967295, 999_999_999],
+    ]
+    for (let i = 0; i < 200; i++) stamps.push([1_380_000_000 + i * 7919, (i * 104_729_857) % 1_000_000_000])
+    for (const [sec, ns] of stamps) {
+      for (let id = 0; id < resolutions.length; id++) w.writePacket(id, sec, ns, f, 0, f.length, f.length)
+    }
+    await w.close()
+    const b = readFileSync(path)
+    let p = b.readUInt32BE(4) // past the SHB
+    for (let k = 0; k < resolutions.length; k++) p += b.readUInt32BE(p + 4) // past the IDBs
+    for (const [sec, ns] of stamps) {
+      resolutions.forEach((r, id) => {
+        expect(b.readUInt32BE(p)).toBe(6)
+        expect(b.readUInt32BE(p + 8)).toBe(id)
+        const units = (BigInt(b.readUInt32BE(p + 12)) << 32n) | BigInt(b.readUInt32BE(p + 16))
+        const per = r.base === 10 ? 10n ** BigInt(r.exponent) : 1n << BigInt(r.exponent)
+        expect(units).toBe(BigInt(sec) * per + (BigInt(ns) * per) / 1_000_000_000n)
+        p += b.readUInt32BE(p + 4)
+      })
+    }
+    expect(p).toBe(b.length)
+  })
+
   it('is read by tshark with the timestamps of every resolution and byte order', async () => {
     requireTshark()
     for (const gzip of [false, true]) {

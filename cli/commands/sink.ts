@@ -1,0 +1,84 @@
+import type { Command } from 'commander'
+import { TeitenError } from '../../core/errors.js'
+import { createMetrics, type MetricsServer, startMetricsServer } from '../../core/metrics.js'
+import { runSink } from '../../stream/consumer.js'
+import { kafkajsTransport, parseBrokers } from '../../stream/kafka.js'
+import { addCommonOptions, addStoreOptions, contextFrom, openStoreFor } from '../context.js'
+
+function wholeNumber(value: unknown, flag: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d{1,15}$/.test(String(value)) || Number(value) > max) {
+    throw new TeitenError('USAGE', `${flag} must be a whole number${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}`)
+  }
+  return Number(value)
+}
+
+export function registerSink(program: Command): void {
+  const cmd = program
+    .command('sink')
+    .description('storage worker: consume enriched events from Kafka into ClickHouse (exactly once in effect)')
+    .option('--kafka <brokers>', 'Kafka brokers host:port[,host:port] (env TEITEN_KAFKA_BROKERS)')
+    .option('--topic <topic>', 'events topic (default teiten.ntp.events; env TEITEN_KAFKA_TOPIC)')
+    .option('--group <group>', 'consumer group shared by all sinks (default teiten-sink; env TEITEN_KAFKA_GROUP)')
+    .option('--exit-when-idle <ms>', 'exit 0 once every assigned partition has been caught up for this long')
+    .option('--dead-letter-topic <topic>', 'where undecodable messages are parked (default <topic>.dlq)')
+    .option('--no-dead-letter', 'log and skip undecodable messages instead of parking them in a topic')
+    .option('--metrics-port <n>', 'serve Prometheus metrics on 127.0.0.1:<n>/metrics (env TEITEN_METRICS_PORT)')
+    .option('--report-interval <ms>', 'progress log line period', '10000')
+  addStoreOptions(cmd)
+  addCommonOptions(cmd)
+  cmd.action(async (opts: Record<string, unknown>) => {
+    const exitWhenIdleMs = wholeNumber(opts.exitWhenIdle, '--exit-when-idle')
+    const reportIntervalMs = wholeNumber(opts.reportInterval, '--report-interval')
+    const ctx = contextFrom(opts, {
+      kafka: {
+        brokers: typeof opts.kafka === 'string' ? parseBrokers(opts.kafka) : undefined,
+        topic: opts.topic as string | undefined,
+        group: opts.group as string | undefined,
+      },
+      metricsPort: wholeNumber(opts.metricsPort, '--metrics-port', 65535),
+    })
+    const { brokers, topic, group, clientId } = ctx.config.kafka
+    if (!brokers?.length) throw new TeitenError('USAGE', 'teiten sink needs --kafka host:port (or TEITEN_KAFKA_BROKERS)')
+    const deadLetterTopic = opts.deadLetter === false ? null : ((opts.deadLetterTopic as string | undefined) ?? `${topic}.dlq`)
+
+    // Signals before the store is open must not leave a half-opened directory behind.
+    const controller = new AbortController()
+    const onSignal = () => controller.abort()
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    const metrics = createMetrics({ version: process.env.npm_package_version })
+    let server: MetricsServer | undefined
+    try {
+      if (ctx.config.metricsPort !== undefined) {
+        server = await startMetricsServer(metrics, { port: ctx.config.metricsPort, logger: ctx.logger })
+      }
+      const store = await openStoreFor(ctx, 'teiten sink')
+      try {
+        if (controller.signal.aborted) return
+        const summary = await runSink({
+          transport: kafkajsTransport({ brokers, clientId: `${clientId}-sink`, logger: ctx.logger }),
+          store,
+          topic,
+          group,
+          logger: ctx.logger,
+          metrics,
+          exitWhenIdleMs,
+          signal: controller.signal,
+          deadLetterTopic,
+          reportIntervalMs,
+        })
+        process.stderr.write(
+          `teiten sink: stored ${summary.rows} events from ${summary.messages} messages, ${summary.files} file records` +
+            `${summary.parked ? `, ${summary.parked} bad messages parked` : ''} (${summary.stoppedBy === 'idle' ? 'caught up' : 'stopped'})\n`,
+        )
+      } finally {
+        await store.close()
+      }
+    } finally {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+      await server?.close()
+    }
+  })
+}

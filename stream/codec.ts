@@ -1,0 +1,311 @@
+/**
+ * The Kafka message format of teiten (version 1). A message value is a small binary header
+ * followed by a body:
+ *
+ *   offset  size  field
+ *   0       3     magic: E5 AE 9A (UTF-8 of 定)
+ *   3       1     version: 1
+ *   4       1     kind: 1 = events, 2 = file record (the ledger entry of a finished file)
+ *   5       1     flags: 0 (reserved; a reader rejects what it does not know)
+ *   events (kind 1):
+ *   6       2     part, UInt16 LE: index of this message within its batch
+ *   8       2     parts, UInt16 LE: messages the batch was split into
+ *   10      4     batchNo, UInt32 LE
+ *   14      4     rows, UInt32 LE
+ *   18      4     body bytes, UInt32 LE
+ *   22      1+n   sensor (length byte + UTF-8, n <= 127)
+ *   ..      1+m   fileId (length byte + ASCII, m <= 127)
+ *   ..            body: `rows` rows of ClickHouse RowBinary in the column order of EVENT_COLUMNS,
+ *                 exactly as EventRowEncoder wrote them (the sink inserts these bytes as they are)
+ *   file record (kind 2):
+ *   6             UTF-8 JSON of the FileRecord (pipeline/sink.ts); one per file, so size is moot
+ *
+ * Why this and not JSON (bench/kafka.ts `benchCodec`, 200,000 real events of the bench corpus,
+ * ~8,600-event messages; this 2-core machine, shared, so costs are ±20%):
+ *
+ *   format                bytes/event  +gzip -1  +gzip -6  encode ns/ev  decode ns/ev (to RowBinary)
+ *   JSON objects                 327      36.9      28.9          1087          2083
+ *   binary (this)                112      34.5      28.5            98            24
+ *
+ * gzip makes the two nearly the same size on the wire (the per-row sensor and file id, and
+ * JSON's keys, compress away), but JSON costs 11x more to encode on the sensor and 80x more to
+ * turn back into RowBinary on the sink; the binary body is inserted without being touched.
+ * gzip -1 costs ~6 ns/event to compress (vs ~30 at -6) and ~3 to decompress, for 20% more bytes,
+ * so the producer compresses at level 1 (stream/kafka.ts).
+ *
+ * Validation: decoding checks the header and walks every row of the body (string lengths,
+ * enum ranges, the sensor and file id of each row against the header, the row count, no
+ * trailing bytes), so a body that decodes is a body ClickHouse accepts: a malformed message is
+ * rejected here with KAFKA_BAD_MESSAGE and parked (stream/consumer.ts) instead of failing the
+ * insert forever.
+ */
+import { NTP_CLASSES } from '../core/event.js'
+import { TeitenError } from '../core/errors.js'
+import type { EventBatch, FileRecord } from '../pipeline/sink.js'
+
+export const MAGIC = Buffer.from([0xe5, 0xae, 0x9a])
+export const FORMAT_VERSION = 1
+export const KIND_EVENTS = 1
+export const KIND_FILE = 2
+
+const EVENTS_FIXED_HEADER = 22
+const MAX_STRING = 127
+
+/**
+ * Largest body of one message. The broker's default limit (message.max.bytes, 1,048,588) is on
+ * the record batch: one message per produce request, value <= 1,000,000 bytes with the header,
+ * keeps it under the limit even when gzip cannot shrink the data (deflate adds ~0.01%). Part of
+ * the split, so part of every message's dedup identity: a constant, like BATCH_ROWS.
+ */
+export const MAX_PART_BODY_BYTES = 999_000
+
+/** A decoded events message. `body` is a view into the message value (no copy). */
+export interface EventsMessage {
+  kind: 'events'
+  sensor: string
+  fileId: string
+  batchNo: number
+  part: number
+  parts: number
+  rows: number
+  body: Buffer
+}
+
+export interface FileMessage {
+  kind: 'file'
+  record: FileRecord
+}
+
+export type DecodedMessage = EventsMessage | FileMessage
+
+/** Dedup identity of one message: the same file split the same way yields the same tokens. */
+export function partToken(fileId: string, batchNo: number, part: number): string {
+  return `teiten:${fileId}:${batchNo}:${part}`
+}
+
+function bad(message: string, context: Record<string, unknown> = {}): TeitenError {
+  return new TeitenError('KAFKA_BAD_MESSAGE', message, context)
+}
+
+function stringBytes(value: string, what: string): Buffer {
+  const bytes = Buffer.from(value, 'utf8')
+  if (bytes.length > MAX_STRING) throw new TeitenError('BAD_PARAMETER', `${what} longer than ${MAX_STRING} bytes`)
+  return bytes
+}
+
+// Row layout offsets (rowbinary.ts), after the sensor string.
+const FIXED_AFTER_SENSOR = 16 + 2 + 16 + 2 // src, src_port, dst, dst_port
+const CLASS_MAX = NTP_CLASSES.length
+
+/**
+ * Walks RowBinary rows from `start`, calling `onRow(rowStart, rowEnd)` for each one; throws
+ * KAFKA_BAD_MESSAGE on anything an events row cannot be. When sensor/fileId are given, every
+ * row must carry exactly those.
+ */
+export function walkRows(
+  body: Buffer,
+  onRow: ((start: number, end: number) => void) | undefined,
+  sensor?: Buffer,
+  fileId?: Buffer,
+): number {
+  const n = body.length
+  let o = 0
+  let rows = 0
+  while (o < n) {
+    const start = o
+    // ts
+    o += 8
+    if (o >= n) throw bad('truncated row (ts)', { row: rows })
+    const ls = body[o]!
+    if (ls > MAX_STRING) throw bad('sensor length out of range', { row: rows })
+    if (o + 1 + ls > n) throw bad('truncated row (sensor)', { row: rows })
+    if (sensor !== undefined && (ls !== sensor.length || sensor.compare(body, o + 1, o + 1 + ls) !== 0)) {
+      throw bad('row sensor differs from the header', { row: rows })
+    }
+    o += 1 + ls + FIXED_AFTER_SENSOR
+    // ip_version ttl | ip_len udp_len payload_len wire_len | class | 4 x ntp | country length
+    if (o + 18 > n) throw bad('truncated row', { row: rows })
+    const ipVersion = body[o]!
+    if (ipVersion !== 4 && ipVersion !== 6) throw bad(`ip_version ${ipVersion}`, { row: rows })
+    const cls = body[o + 12]!
+    if (cls < 1 || cls > CLASS_MAX) throw bad(`class ${cls}`, { row: rows })
+    const lc = body[o + 17]!
+    if (lc > MAX_STRING) throw bad('country length out of range', { row: rows })
+    o += 18 + lc
+    if (o + 2 > n) throw bad('truncated row (bogon)', { row: rows })
+    const bogon = body[o]!
+    if (bogon > 1) throw bad(`bogon ${bogon}`, { row: rows })
+    const lf = body[o + 1]!
+    if (lf > MAX_STRING) throw bad('file id length out of range', { row: rows })
+    if (o + 2 + lf > n) throw bad('truncated row (file id)', { row: rows })
+    if (fileId !== undefined && (lf !== fileId.length || fileId.compare(body, o + 2, o + 2 + lf) !== 0)) {
+      throw bad('row file id differs from the header', { row: rows })
+    }
+    o += 2 + lf + 8
+    if (o > n) throw bad('truncated row (record)', { row: rows })
+    onRow?.(start, o)
+    rows++
+  }
+  return rows
+}
+
+/**
+ * The deterministic split of a batch into message bodies: consecutive rows, each part as
+ * large as fits in `maxBodyBytes`. Depends only on the batch's bytes, so a file published again
+ * yields the same parts and the same tokens.
+ */
+export function splitBody(body: Buffer, maxBodyBytes = MAX_PART_BODY_BYTES): Array<{ body: Buffer; rows: number }> {
+  const parts: Array<{ body: Buffer; rows: number }> = []
+  let partStart = 0
+  let partEnd = 0
+  let rows = 0
+  walkRows(body, (start, end) => {
+    if (end - start > maxBodyBytes) throw new TeitenError('BAD_PARAMETER', `a row of ${end - start} bytes cannot be split`)
+    if (end - partStart > maxBodyBytes) {
+      parts.push({ body: body.subarray(partStart, partEnd), rows })
+      partStart = start
+      rows = 0
+    }
+    partEnd = end
+    rows++
+  })
+  if (rows > 0) parts.push({ body: body.subarray(partStart, partEnd), rows })
+  return parts
+}
+
+function writeCommonHeader(out: Buffer, kind: number): void {
+  MAGIC.copy(out, 0)
+  out[3] = FORMAT_VERSION
+  out[4] = kind
+  out[5] = 0
+}
+
+/** One message value for a part of a batch. */
+export function encodeEventsMessage(m: Omit<EventsMessage, 'kind'>): Buffer {
+  const sensor = stringBytes(m.sensor, 'sensor')
+  const fileId = stringBytes(m.fileId, 'file id')
+  const headerBytes = EVENTS_FIXED_HEADER + 1 + sensor.length + 1 + fileId.length
+  const out = Buffer.allocUnsafe(headerBytes + m.body.length)
+  writeCommonHeader(out, KIND_EVENTS)
+  out.writeUInt16LE(m.part, 6)
+  out.writeUInt16LE(m.parts, 8)
+  out.writeUInt32LE(m.batchNo, 10)
+  out.writeUInt32LE(m.rows, 14)
+  out.writeUInt32LE(m.body.length, 18)
+  let o = EVENTS_FIXED_HEADER
+  out[o++] = sensor.length
+  o += sensor.copy(out, o)
+  out[o++] = fileId.length
+  o += fileId.copy(out, o)
+  m.body.copy(out, o)
+  return out
+}
+
+/** The messages of one batch, in order: part i of n, each within the broker's default limit. */
+export function encodeBatch(batch: EventBatch, maxBodyBytes = MAX_PART_BODY_BYTES): Array<{ value: Buffer; token: string; rows: number }> {
+  const split = splitBody(batch.body, maxBodyBytes)
+  const counted = split.reduce((n, p) => n + p.rows, 0)
+  if (counted !== batch.rows) {
+    throw new TeitenError('BAD_PARAMETER', `batch ${batch.batchNo} of ${batch.fileId} claims ${batch.rows} rows, has ${counted}`)
+  }
+  if (split.length > 0xffff) throw new TeitenError('BAD_PARAMETER', 'batch too large to split')
+  return split.map((p, part) => ({
+    value: encodeEventsMessage({
+      sensor: batch.sensor,
+      fileId: batch.fileId,
+      batchNo: batch.batchNo,
+      part,
+      parts: split.length,
+      rows: p.rows,
+      body: p.body,
+    }),
+    token: partToken(batch.fileId, batch.batchNo, part),
+    rows: p.rows,
+  }))
+}
+
+export function encodeFileMessage(record: FileRecord): Buffer {
+  const json = Buffer.from(JSON.stringify(record), 'utf8')
+  const out = Buffer.allocUnsafe(6 + json.length)
+  writeCommonHeader(out, KIND_FILE)
+  json.copy(out, 6)
+  return out
+}
+
+const FILE_FIELDS: Record<keyof FileRecord, 'string' | 'number' | 'nullable-string' | 'status'> = {
+  fileId: 'string',
+  sensor: 'string',
+  path: 'string',
+  bytes: 'number',
+  records: 'number',
+  kept: 'number',
+  firstTs: 'nullable-string',
+  lastTs: 'nullable-string',
+  status: 'status',
+  error: 'string',
+}
+
+const ISO_TS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?$/
+
+function decodeFileRecord(json: Buffer): FileRecord {
+  let value: unknown
+  try {
+    value = JSON.parse(json.toString('utf8'))
+  } catch {
+    throw bad('file record is not JSON')
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('file record is not an object')
+  const v = value as Record<string, unknown>
+  for (const [key, type] of Object.entries(FILE_FIELDS)) {
+    const x = v[key]
+    const ok =
+      type === 'string'
+        ? typeof x === 'string'
+        : type === 'number'
+          ? typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
+          : type === 'nullable-string'
+            ? x === null || (typeof x === 'string' && ISO_TS.test(x))
+            : x === 'complete' || x === 'failed'
+    if (!ok) throw bad(`file record field ${key} is invalid`)
+  }
+  if (!/^[0-9a-f]{1,127}$/.test(v.fileId as string)) throw bad('file record fileId is invalid')
+  const record = {} as Record<string, unknown>
+  for (const key of Object.keys(FILE_FIELDS)) record[key] = v[key]
+  return record as unknown as FileRecord
+}
+
+/** Decodes and validates a message value; throws KAFKA_BAD_MESSAGE for anything else. */
+export function decodeMessage(value: Buffer | null | undefined): DecodedMessage {
+  if (!value || value.length < 6) throw bad(`message too short (${value?.length ?? 0} bytes)`)
+  if (value[0] !== MAGIC[0] || value[1] !== MAGIC[1] || value[2] !== MAGIC[2]) throw bad('not a teiten message (bad magic)')
+  if (value[3] !== FORMAT_VERSION) throw bad(`unsupported message format version ${value[3]}`)
+  if (value[5] !== 0) throw bad(`unknown flags ${value[5]}`)
+  const kind = value[4]
+  if (kind === KIND_FILE) return { kind: 'file', record: decodeFileRecord(value.subarray(6)) }
+  if (kind !== KIND_EVENTS) throw bad(`unknown message kind ${kind}`)
+  if (value.length < EVENTS_FIXED_HEADER + 2) throw bad('events header truncated')
+  const part = value.readUInt16LE(6)
+  const parts = value.readUInt16LE(8)
+  const batchNo = value.readUInt32LE(10)
+  const rows = value.readUInt32LE(14)
+  const bodyBytes = value.readUInt32LE(18)
+  let o = EVENTS_FIXED_HEADER
+  const ls = value[o++]!
+  if (ls > MAX_STRING || o + ls + 1 > value.length) throw bad('events header truncated (sensor)')
+  const sensorBytes = value.subarray(o, o + ls)
+  o += ls
+  const lf = value[o++]!
+  if (lf === 0 || lf > MAX_STRING || o + lf > value.length) throw bad('events header truncated (file id)')
+  const fileIdBytes = value.subarray(o, o + lf)
+  o += lf
+  if (parts === 0 || part >= parts) throw bad(`part ${part} of ${parts}`)
+  if (rows === 0) throw bad('events message without rows')
+  if (value.length - o !== bodyBytes) throw bad(`body is ${value.length - o} bytes, header says ${bodyBytes}`)
+  const sensor = sensorBytes.toString('utf8')
+  const fileId = fileIdBytes.toString('latin1')
+  if (!/^[0-9a-f]+$/.test(fileId)) throw bad('file id is not hexadecimal')
+  const body = value.subarray(o)
+  const counted = walkRows(body, undefined, sensorBytes, fileIdBytes)
+  if (counted !== rows) throw bad(`body has ${counted} rows, header says ${rows}`)
+  return { kind: 'events', sensor, fileId, batchNo, part, parts, rows, body }
+}

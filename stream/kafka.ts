@@ -1,0 +1,333 @@
+/**
+ * The small Kafka interface teiten's stream code is written against, and its one
+ * implementation on kafkajs 2.2.4. kafkajs has been unmaintained since 2023: everything it is
+ * asked to do is here, so replacing it (e.g. by a librdkafka binding) touches this file only.
+ * Tests wrap a real transport to inject faults (a producer that sends twice, a slow store).
+ */
+import { promisify } from 'node:util'
+import { gzip, unzip } from 'node:zlib'
+import type { Admin, Consumer, EachBatchPayload, Producer } from 'kafkajs'
+// kafkajs is CommonJS and not every export is visible to Node's named-import detection.
+import kafkajs from 'kafkajs'
+import { TeitenError, wrapError } from '../core/errors.js'
+import type { Logger } from '../core/logger.js'
+
+const { CompressionCodecs, CompressionTypes, Kafka, logLevel, Partitioners } = kafkajs
+
+export interface OutgoingMessage {
+  /** Partitioning key: messages with one key stay in one partition, in order. */
+  key: string | Buffer | null
+  value: Buffer
+  headers?: Record<string, string>
+}
+
+export interface KafkaProducer {
+  connect(): Promise<void>
+  /** Resolves once every in-sync replica has the messages (acks=all). Idempotent, gzip. */
+  send(topic: string, messages: OutgoingMessage[]): Promise<void>
+  disconnect(): Promise<void>
+}
+
+export interface PartitionOffsets {
+  partition: number
+  /** Log start offset. */
+  low: number
+  /** High watermark: the offset the next message will get. */
+  high: number
+}
+
+export interface KafkaAdmin {
+  connect(): Promise<void>
+  /** Creates the topic when it does not exist; true when it was created. */
+  ensureTopic(topic: string, partitions: number, config?: Record<string, string>): Promise<boolean>
+  topicOffsets(topic: string): Promise<PartitionOffsets[]>
+  /** Committed offset per partition of `topic` for `group` (-1: nothing committed). */
+  groupOffsets(group: string, topic: string): Promise<Map<number, number>>
+  disconnect(): Promise<void>
+}
+
+export interface IncomingMessage {
+  offset: string
+  key: Buffer | null
+  value: Buffer | null
+  headers: Record<string, string>
+}
+
+export interface IncomingBatch {
+  topic: string
+  partition: number
+  highWatermark: string
+  messages: IncomingMessage[]
+}
+
+/** What a batch handler may do while it works through a batch. */
+export interface BatchControl {
+  /** Marks a message done: the next fetch of this partition starts after it. */
+  resolveOffset(offset: string): void
+  /** Keeps the group membership alive during long work (throws when the group rebalances). */
+  heartbeat(): Promise<void>
+  /** False once the consumer is stopping: leave the batch, nothing more is resolved. */
+  isRunning(): boolean
+  /** True when the partition was reassigned or sought: the rest of the batch is not ours. */
+  isStale(): boolean
+}
+
+export interface ConsumerOptions {
+  groupId: string
+  /** Bounds what one fetch brings into memory: the sink never holds more than this. */
+  maxBytes?: number
+  maxBytesPerPartition?: number
+  maxWaitTimeInMs?: number
+  sessionTimeout?: number
+  heartbeatInterval?: number
+}
+
+export interface KafkaConsumer {
+  connect(): Promise<void>
+  subscribe(topic: string, fromBeginning: boolean): Promise<void>
+  /** Starts consuming; batches of one partition are handled one at a time, in order. */
+  run(handler: (batch: IncomingBatch, control: BatchControl) => Promise<void>): Promise<void>
+  commit(offsets: Array<{ topic: string; partition: number; offset: string }>): Promise<void>
+  /** Partitions assigned after each join; null when a rebalance starts. */
+  onAssignment(listener: (assignment: Map<string, number[]> | null) => void): void
+  /** The consumer stopped for good (kafkajs gave up restarting it). */
+  onFatal(listener: (err: Error) => void): void
+  disconnect(): Promise<void>
+}
+
+export interface KafkaTransport {
+  producer(): KafkaProducer
+  consumer(options: ConsumerOptions): KafkaConsumer
+  admin(): KafkaAdmin
+}
+
+export interface KafkaTransportOptions {
+  brokers: string[]
+  clientId: string
+  logger: Logger
+  /** kafkajs' own retries per request (exponential, 300 ms to 30 s). Default 10. */
+  retries?: number
+}
+
+const gzipAsync = promisify(gzip)
+const unzipAsync = promisify(unzip)
+let codecInstalled = false
+
+/**
+ * gzip at level 1: on the sensor it compresses ~5x faster than zlib's default level 6 for
+ * ~20% more bytes (numbers in stream/codec.ts). The wire format is the same gzip, so any
+ * consumer reads it. kafkajs keeps one codec table per process: installed once.
+ */
+function installFastGzip(): void {
+  if (codecInstalled) return
+  codecInstalled = true
+  const codec = {
+    compress: (encoder: { buffer: Buffer }) => gzipAsync(encoder.buffer, { level: 1 }),
+    decompress: (buffer: Buffer) => unzipAsync(buffer),
+  }
+  ;(CompressionCodecs as Record<number, () => unknown>)[CompressionTypes.GZIP] = () => codec
+}
+
+/**
+ * kafkajs logs through ours. Its errors are retried before they reach teiten (and those that
+ * are not surface as exceptions), so they are warnings; per-request protocol errors (a
+ * coordinator still loading, a broker restarting) are retried by kafkajs and only debug. The
+ * idempotent producer's warning about bounded retries does not apply: teiten's dedup tokens,
+ * not the producer, make a re-send harmless.
+ */
+function logCreator(logger: Logger) {
+  const log = logger.child({ component: 'kafkajs' })
+  return () =>
+    ({ namespace, level, log: entry }: { namespace: string; level: number; log: Record<string, unknown> }) => {
+      const { message, timestamp: _t, logger: _l, ...extra } = entry
+      const text = String(message)
+      const obj = { namespace, ...extra }
+      const routine =
+        (namespace === 'Connection' && text.startsWith('Response ')) || text.startsWith('Limiting retries for the idempotent')
+      if ((level === logLevel.ERROR || level === logLevel.WARN) && !routine) log.warn(obj, text)
+      else log.debug(obj, text)
+    }
+}
+
+function headersOf(h: Record<string, unknown> | undefined): Record<string, string> {
+  const out: Record<string, string> = {}
+  if (!h) return out
+  for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k] = Buffer.isBuffer(v) ? v.toString('utf8') : String(v)
+  return out
+}
+
+function unavailable(err: unknown, what: string): TeitenError {
+  const e = wrapError(err, 'KAFKA_UNAVAILABLE')
+  if (!(err instanceof TeitenError)) e.message = `${what}: ${e.message}`
+  return e
+}
+
+class KafkajsProducer implements KafkaProducer {
+  constructor(private readonly p: Producer) {}
+  async connect() {
+    try {
+      await this.p.connect()
+    } catch (err) {
+      throw unavailable(err, 'cannot connect the producer')
+    }
+  }
+  async send(topic: string, messages: OutgoingMessage[]) {
+    try {
+      await this.p.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages })
+    } catch (err) {
+      throw unavailable(err, `cannot publish to ${topic}`)
+    }
+  }
+  disconnect() {
+    return this.p.disconnect()
+  }
+}
+
+class KafkajsConsumer implements KafkaConsumer {
+  constructor(private readonly c: Consumer) {}
+  async connect() {
+    try {
+      await this.c.connect()
+    } catch (err) {
+      throw unavailable(err, 'cannot connect the consumer')
+    }
+  }
+  subscribe(topic: string, fromBeginning: boolean) {
+    return this.c.subscribe({ topics: [topic], fromBeginning })
+  }
+  run(handler: (batch: IncomingBatch, control: BatchControl) => Promise<void>) {
+    return this.c.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: async (p: EachBatchPayload) => {
+        const batch: IncomingBatch = {
+          topic: p.batch.topic,
+          partition: p.batch.partition,
+          highWatermark: p.batch.highWatermark,
+          messages: p.batch.messages.map((m) => ({
+            offset: m.offset,
+            key: m.key,
+            value: m.value,
+            headers: headersOf(m.headers as Record<string, unknown> | undefined),
+          })),
+        }
+        await handler(batch, {
+          resolveOffset: p.resolveOffset,
+          heartbeat: p.heartbeat,
+          isRunning: p.isRunning,
+          isStale: p.isStale,
+        })
+      },
+    })
+  }
+  commit(offsets: Array<{ topic: string; partition: number; offset: string }>) {
+    return this.c.commitOffsets(offsets)
+  }
+  onAssignment(listener: (assignment: Map<string, number[]> | null) => void) {
+    this.c.on(this.c.events.GROUP_JOIN, (e) => {
+      listener(new Map(Object.entries(e.payload.memberAssignment)))
+    })
+    this.c.on(this.c.events.REBALANCING, () => listener(null))
+  }
+  onFatal(listener: (err: Error) => void) {
+    this.c.on(this.c.events.CRASH, (e) => {
+      if (!e.payload.restart) listener(e.payload.error)
+    })
+  }
+  disconnect() {
+    return this.c.disconnect()
+  }
+}
+
+class KafkajsAdmin implements KafkaAdmin {
+  constructor(private readonly a: Admin) {}
+  async connect() {
+    try {
+      await this.a.connect()
+    } catch (err) {
+      throw unavailable(err, 'cannot connect to the broker')
+    }
+  }
+  async ensureTopic(topic: string, partitions: number, config: Record<string, string> = {}) {
+    if ((await this.a.listTopics()).includes(topic)) return false
+    const { brokers } = await this.a.describeCluster()
+    try {
+      return await this.a.createTopics({
+        waitForLeaders: true,
+        topics: [
+          {
+            topic,
+            numPartitions: partitions,
+            replicationFactor: Math.min(3, brokers.length),
+            configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
+          },
+        ],
+      })
+    } catch (err) {
+      // Another sensor or sink created it in the meantime.
+      if ((err as { type?: string }).type === 'TOPIC_ALREADY_EXISTS') return false
+      if (/already exists/i.test(String((err as Error).message))) return false
+      throw unavailable(err, `cannot create topic ${topic}`)
+    }
+  }
+  async topicOffsets(topic: string) {
+    const offs = await this.a.fetchTopicOffsets(topic)
+    return offs.map((o) => ({ partition: o.partition, low: Number(o.low), high: Number(o.high) }))
+  }
+  async groupOffsets(group: string, topic: string) {
+    const res = await this.a.fetchOffsets({ groupId: group, topics: [topic] })
+    const out = new Map<number, number>()
+    for (const p of res[0]?.partitions ?? []) out.set(p.partition, Number(p.offset))
+    return out
+  }
+  disconnect() {
+    return this.a.disconnect()
+  }
+}
+
+/** The real transport: kafkajs, idempotent producer, gzip level 1, explicit commits. */
+export function kafkajsTransport(options: KafkaTransportOptions): KafkaTransport {
+  installFastGzip()
+  const kafka = new Kafka({
+    clientId: options.clientId,
+    brokers: options.brokers,
+    logLevel: logLevel.WARN,
+    logCreator: logCreator(options.logger),
+    retry: { retries: options.retries ?? 10, initialRetryTime: 300, maxRetryTime: 30_000 },
+  })
+  return {
+    producer: () =>
+      new KafkajsProducer(
+        kafka.producer({
+          idempotent: true,
+          // Idempotence in kafkajs needs one request in flight; order within a partition follows.
+          maxInFlightRequests: 1,
+          // Murmur2 like the Java client, so keys land where other Kafka tools expect them.
+          createPartitioner: Partitioners.DefaultPartitioner,
+          allowAutoTopicCreation: false,
+        }),
+      ),
+    consumer: (o) =>
+      new KafkajsConsumer(
+        kafka.consumer({
+          groupId: o.groupId,
+          maxBytes: o.maxBytes,
+          maxBytesPerPartition: o.maxBytesPerPartition,
+          maxWaitTimeInMs: o.maxWaitTimeInMs ?? 1000,
+          sessionTimeout: o.sessionTimeout ?? 30_000,
+          heartbeatInterval: o.heartbeatInterval ?? 3000,
+          allowAutoTopicCreation: false,
+        }),
+      ),
+    admin: () => new KafkajsAdmin(kafka.admin()),
+  }
+}
+
+export function parseBrokers(list: string | string[] | undefined): string[] {
+  const items = (Array.isArray(list) ? list : (list ?? '').split(',')).map((s) => s.trim()).filter(Boolean)
+  for (const b of items) {
+    if (!/^[^:,\s]+:\d{1,5}$/.test(b)) throw new TeitenError('USAGE', `bad broker address ${b} (expected host:port)`)
+  }
+  return items
+}

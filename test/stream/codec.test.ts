@@ -1,0 +1,231 @@
+/**
+ * The Kafka message format (stream/codec.ts): round trip of real pipeline batches, the
+ * deterministic split under the broker's default 1 MB limit, and rejection of every kind of
+ * bad message with KAFKA_BAD_MESSAGE (never another error: a sink parks what it cannot decode).
+ */
+import fc from 'fast-check'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { isTeitenError } from '../../core/errors.js'
+import type { EventBatch, FileRecord } from '../../pipeline/sink.js'
+import {
+  decodeMessage,
+  encodeBatch,
+  encodeEventsMessage,
+  encodeFileMessage,
+  MAX_PART_BODY_BYTES,
+  partToken,
+  splitBody,
+  walkRows,
+} from '../../stream/codec.js'
+import { backoffDelay } from '../../stream/consumer.js'
+import { tempDir } from '../helpers/tmp.js'
+import { type Expected, expectedOf, makeCorpus } from './stream-helper.js'
+
+const dir = tempDir('teiten-codec-')
+let expected: Expected
+let big: EventBatch
+
+beforeAll(async () => {
+  const corpus = await makeCorpus(dir.path, { seed: 101, kept: 90_000, prefix: 'codec', days: 1, sensors: 1 })
+  expected = await expectedOf([corpus.dir])
+  big = expected.batches.reduce((a, b) => (b.rows > a.rows ? b : a))
+}, 120_000)
+afterAll(() => dir.cleanup())
+
+function rejects(value: Buffer | null, pattern?: RegExp): void {
+  let err: unknown
+  try {
+    decodeMessage(value)
+  } catch (e) {
+    err = e
+  }
+  expect(isTeitenError(err, 'KAFKA_BAD_MESSAGE'), String(err)).toBe(true)
+  if (pattern) expect((err as Error).message).toMatch(pattern)
+}
+
+describe('message format', () => {
+  it('splits a full batch into parts under 1 MB, in order, and decodes them back to the same rows', () => {
+    expect(big.rows).toBe(65_536)
+    const msgs = encodeBatch(big)
+    expect(msgs.length).toBeGreaterThan(1)
+    for (const m of msgs) expect(m.value.length).toBeLessThanOrEqual(1_000_000)
+    const bodies: Buffer[] = []
+    msgs.forEach((m, i) => {
+      const d = decodeMessage(m.value)
+      if (d.kind !== 'events') throw new Error('expected events')
+      expect(d).toMatchObject({ sensor: big.sensor, fileId: big.fileId, batchNo: big.batchNo, part: i, parts: msgs.length })
+      expect(d.rows).toBe(m.rows)
+      expect(m.token).toBe(partToken(big.fileId, big.batchNo, i))
+      expect(m.token).toBe(`teiten:${big.fileId}:${big.batchNo}:${i}`)
+      bodies.push(d.body)
+    })
+    expect(Buffer.concat(bodies).equals(big.body)).toBe(true)
+    expect(msgs.reduce((n, m) => n + m.rows, 0)).toBe(big.rows)
+  })
+
+  it('the split is deterministic: the same batch gives byte-identical messages and tokens', () => {
+    const a = encodeBatch(big)
+    const b = encodeBatch({ ...big, body: Buffer.from(big.body) })
+    expect(b.map((m) => m.token)).toEqual(a.map((m) => m.token))
+    for (let i = 0; i < a.length; i++) expect(b[i]!.value.equals(a[i]!.value)).toBe(true)
+  })
+
+  it('splits only at row boundaries, each part as large as fits', () => {
+    const limit = 10_000
+    const parts = splitBody(big.body, limit)
+    let rows = 0
+    for (const [i, p] of parts.entries()) {
+      expect(p.body.length).toBeLessThanOrEqual(limit)
+      expect(walkRows(p.body, undefined)).toBe(p.rows)
+      rows += p.rows
+      if (i < parts.length - 1) {
+        // The next part's first row would not have fitted.
+        let first = 0
+        walkRows(parts[i + 1]!.body, (s, e) => {
+          if (s === 0) first = e
+        })
+        expect(p.body.length + first).toBeGreaterThan(limit)
+      }
+    }
+    expect(rows).toBe(big.rows)
+    expect(MAX_PART_BODY_BYTES).toBeLessThan(1_000_000)
+  })
+
+  it('every batch of a real corpus round-trips', () => {
+    let rows = 0
+    for (const b of expected.batches) {
+      for (const m of encodeBatch(b)) {
+        const d = decodeMessage(m.value)
+        if (d.kind !== 'events') throw new Error('expected events')
+        rows += d.rows
+      }
+    }
+    expect(rows).toBe(expected.rows)
+  })
+
+  it('file records round-trip', () => {
+    for (const r of expected.records) {
+      const d = decodeMessage(encodeFileMessage(r))
+      expect(d).toEqual({ kind: 'file', record: r })
+    }
+    const failed: FileRecord = { ...expected.records[0]!, status: 'failed', error: 'x: bad [CAPTURE_TRUNCATED]', firstTs: null }
+    expect(decodeMessage(encodeFileMessage(failed))).toEqual({ kind: 'file', record: failed })
+  })
+})
+
+describe('bad messages are rejected with KAFKA_BAD_MESSAGE', () => {
+  const small = () => {
+    const b = expected.batches[0]!
+    const first = splitBody(b.body, 2_000)[0]!
+    return { b, part: first }
+  }
+  const valid = () => {
+    const { b, part } = small()
+    return encodeEventsMessage({ sensor: b.sensor, fileId: b.fileId, batchNo: 0, part: 0, parts: 1, rows: part.rows, body: part.body })
+  }
+  const headerLength = (v: Buffer) => 22 + 1 + v[22]! + 1 + v[23 + v[22]!]!
+
+  it('accepts the valid message the cases below start from', () => {
+    expect(decodeMessage(valid()).kind).toBe('events')
+  })
+
+  it('empty, short, foreign and future messages', () => {
+    rejects(null, /too short/)
+    rejects(Buffer.alloc(0), /too short/)
+    rejects(Buffer.from('{"ts":"2014-01-01"}'), /magic/)
+    const v2 = valid()
+    v2[3] = 2
+    rejects(v2, /version 2/)
+    const kind = valid()
+    kind[4] = 9
+    rejects(kind, /kind 9/)
+    const flags = valid()
+    flags[5] = 1
+    rejects(flags, /flags/)
+  })
+
+  it('header inconsistencies', () => {
+    const parts = valid()
+    parts.writeUInt16LE(3, 6)
+    parts.writeUInt16LE(3, 8)
+    rejects(parts, /part 3 of 3/)
+    const rows = valid()
+    rows.writeUInt32LE(rows.readUInt32LE(14) + 1, 14)
+    rejects(rows, /rows, header says/)
+    const zero = valid()
+    zero.writeUInt32LE(0, 14)
+    rejects(zero, /without rows/)
+    const v = valid()
+    rejects(v.subarray(0, v.length - 1), /body is/)
+    rejects(v.subarray(0, 20), /truncated/)
+    rejects(Buffer.concat([v, Buffer.from([0])]), /body is/)
+  })
+
+  it('bodies that are not events rows', () => {
+    const v = valid()
+    const h = headerLength(v)
+    const sensorLen = v[22]!
+    // First row: ts (8), sensor (1 + n), src..dst_port (36), ip_version.
+    const ipVersionAt = h + 8 + 1 + sensorLen + 36
+    const badIp = Buffer.from(v)
+    badIp[ipVersionAt] = 5
+    rejects(badIp, /ip_version 5/)
+    const badClass = Buffer.from(v)
+    badClass[ipVersionAt + 12] = 0
+    rejects(badClass, /class 0/)
+    const badSensor = Buffer.from(v)
+    badSensor[h + 9] ^= 0x20
+    rejects(badSensor, /sensor differs/)
+    const lastRow = Buffer.from(v)
+    // The file id of the last row differs from the header.
+    lastRow[lastRow.length - 9] ^= 0x01
+    rejects(lastRow, /file id differs/)
+    const body = Buffer.from(v.subarray(h))
+    const cut = encodeEventsMessage({ sensor: 'x', fileId: 'ab', batchNo: 0, part: 0, parts: 1, rows: 1, body: body.subarray(0, 30) })
+    rejects(cut)
+  })
+
+  it('file records that are not records', () => {
+    const enc = (json: string) => Buffer.concat([encodeFileMessage(expected.records[0]!).subarray(0, 6), Buffer.from(json)])
+    rejects(enc('not json'), /not JSON/)
+    rejects(enc('[]'), /not an object/)
+    const { kept: _k, ...missing } = expected.records[0]!
+    rejects(enc(JSON.stringify(missing)), /kept/)
+    rejects(enc(JSON.stringify({ ...expected.records[0]!, status: 'maybe' })), /status/)
+    rejects(enc(JSON.stringify({ ...expected.records[0]!, firstTs: 'yesterday' })), /firstTs/)
+    rejects(enc(JSON.stringify({ ...expected.records[0]!, fileId: "x'; DROP" })), /fileId/)
+  })
+
+  it('random corruption either decodes to consistent rows or is KAFKA_BAD_MESSAGE, never another error', () => {
+    const base = valid()
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(base.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+        fc.option(fc.nat(base.length), { nil: undefined }),
+        (flips, cut) => {
+          const v = Buffer.from(base)
+          for (const [at, byte] of flips) v[at] = byte
+          const value = cut === undefined ? v : v.subarray(0, cut)
+          try {
+            const d = decodeMessage(value)
+            if (d.kind === 'events') expect(walkRows(d.body, undefined)).toBe(d.rows)
+          } catch (err) {
+            expect(isTeitenError(err, 'KAFKA_BAD_MESSAGE'), String(err)).toBe(true)
+          }
+        },
+      ),
+      { numRuns: 3000, seed: 7 },
+    )
+  })
+})
+
+describe('retry backoff', () => {
+  it('doubles per attempt, is capped, and is jittered within [d/2, d]', () => {
+    const policy = { initialMs: 100, maxMs: 5000 }
+    expect(backoffDelay(1, policy, () => 0)).toBe(50)
+    expect(backoffDelay(1, policy, () => 1)).toBe(100)
+    expect(backoffDelay(4, policy, () => 1)).toBe(800)
+    expect(backoffDelay(30, policy, () => 1)).toBe(5000)
+    expect(backoffDelay(1000, policy, () => 0.5)).toBe(3750)
+  })
+})
