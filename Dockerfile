@@ -6,9 +6,12 @@
 FROM node:24-slim AS build
 WORKDIR /app
 # Dependencies first (cached while package*.json do not change). Scripts wait for the sources:
-# the package's `prepare` compiles TypeScript.
+# the package's `prepare` compiles TypeScript. `npm install`, not `npm ci`: the lock file names
+# chdb's optional platform packages for every OS, and `npm ci` fails where the registry lacks
+# one (darwin/arm64 on some mirrors); `npm install` keeps the locked versions and skips them.
+# The build needs the dev dependencies (tsc), so they are pruned only after it.
 COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts --no-audit --no-fund
+RUN npm install --ignore-scripts --no-audit --no-fund
 COPY . .
 RUN npm rebuild --no-audit --no-fund \
  && npm run build \

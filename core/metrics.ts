@@ -99,7 +99,11 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
   })
   const metrics: Metrics = {
     registry,
-    packetsRead: new Counter({ name: 'teiten_packets_read_total', help: 'packet records read from captures', registers }),
+    packetsRead: new Counter({
+      name: 'teiten_packets_read_total',
+      help: 'packet records read from captures',
+      registers,
+    }),
     packetsKept: new Counter({
       name: 'teiten_packets_kept_total',
       help: 'UDP datagrams from or to port 123 kept and sent to the sink',
@@ -191,7 +195,8 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
     },
   })
   // Series that exist from the first scrape, so rate() and absent() work before the first event.
-  for (const outcome of ['ingested', 'skipped', 'failed'] satisfies FileOutcomeLabel[]) metrics.files.inc({ outcome }, 0)
+  for (const outcome of ['ingested', 'skipped', 'failed'] satisfies FileOutcomeLabel[])
+    metrics.files.inc({ outcome }, 0)
   for (const reason of WATCH_REPORT_REASONS) metrics.watchReported.inc({ reason }, 0)
   for (const result of ['hit', 'miss']) geoipCacheLookups.inc({ result }, 0)
   return metrics

@@ -54,8 +54,18 @@ const NTP_HEADER_LENGTH = 48
  * is `non_ntp` but still reports mode 7 and its byte 3), so a query can see what the junk looked
  * like; a field whose byte is not present is 0.
  */
-export function classifyNtp(payload: Buffer, claimedPayloadLength: number, out: Enrichment): NtpClassId {
-  const present = payload.length
+export function classifyNtp(payload: Uint8Array, claimedPayloadLength: number, out: Enrichment): NtpClassId {
+  return classifyNtpAt(payload, 0, payload.length, claimedPayloadLength, out)
+}
+
+/** classifyNtp over the payload at `bytes[start, start + present)`: no view needed per packet. */
+export function classifyNtpAt(
+  bytes: Uint8Array,
+  start: number,
+  present: number,
+  claimedPayloadLength: number,
+  out: Enrichment,
+): NtpClassId {
   out.ntpCode = 0
   out.ntpImpl = 0
   if (present === 0) {
@@ -65,7 +75,7 @@ export function classifyNtp(payload: Buffer, claimedPayloadLength: number, out: 
     return NON_NTP
   }
 
-  const b0 = payload[0]
+  const b0 = bytes[start]
   const version = (b0 >>> 3) & 0x07
   const mode = b0 & 0x07
   out.ntpVersion = version
@@ -73,9 +83,9 @@ export function classifyNtp(payload: Buffer, claimedPayloadLength: number, out: 
 
   let classId: NtpClassId
   if (mode === 7) {
-    classId = classifyMode7(payload, present, b0, out)
+    classId = classifyMode7(bytes, start, present, b0, out)
   } else if (mode === 6) {
-    classId = classifyMode6(payload, present, out)
+    classId = classifyMode6(bytes, start, present, out)
   } else {
     // biome-ignore lint/complexity/useMathMinMax: unlike Math.max, a NaN claim falls back to the bytes present
     const length = claimedPayloadLength >= present ? claimedPayloadLength : present
@@ -118,13 +128,13 @@ export function classifyNtp(payload: Buffer, claimedPayloadLength: number, out: 
  * request is still a monlist request (ET sids 2017918/2017919 additionally require byte 1 = 0
  * because they target the un-authenticated kind only).
  */
-function classifyMode7(payload: Buffer, present: number, b0: number, out: Enrichment): NtpClassId {
-  if (present > 2) out.ntpImpl = payload[2]
-  if (present > 3) out.ntpCode = payload[3]
+function classifyMode7(bytes: Uint8Array, start: number, present: number, b0: number, out: Enrichment): NtpClassId {
+  if (present > 2) out.ntpImpl = bytes[start + 2]
+  if (present > 3) out.ntpCode = bytes[start + 3]
   if ((b0 & 0x80) !== 0) return RESPONSE
   if (present < 4) return MODE7_OTHER
-  const impl = payload[2]
-  const code = payload[3]
+  const impl = bytes[start + 2]
+  const code = bytes[start + 3]
   if ((impl === IMPL_XNTPD || impl === IMPL_XNTPD_OLD) && (code === REQ_MON_GETLIST_1 || code === REQ_MON_GETLIST)) {
     return MONLIST
   }
@@ -158,9 +168,9 @@ function classifyMode7(payload: Buffer, present: number, b0: number, out: Enrich
  * Both R and the opcode live in byte 1; a 1-byte mode 6 payload shows neither, so it is
  * `mode6_other` (a control packet we cannot say more about), not a response and not READVAR.
  */
-function classifyMode6(payload: Buffer, present: number, out: Enrichment): NtpClassId {
+function classifyMode6(bytes: Uint8Array, start: number, present: number, out: Enrichment): NtpClassId {
   if (present < 2) return MODE6_OTHER
-  const b1 = payload[1]
+  const b1 = bytes[start + 1]
   const opcode = b1 & 0x1f
   out.ntpCode = opcode
   if ((b1 & 0x80) !== 0) return RESPONSE

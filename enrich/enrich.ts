@@ -3,10 +3,9 @@
  * NTP class and header fields from the payload, bogon flag and country of the SOURCE address
  * (Figure 2 counts accesses by where they come from).
  */
-import type { Enrichment, NtpClassId, UdpPacket } from '../core/event.js'
-import { UNKNOWN_COUNTRY } from '../core/event.js'
+import { DecodedUdpPacket, type Enrichment, type NtpClassId, type UdpPacket, UNKNOWN_COUNTRY } from '../core/event.js'
 import { isBogon } from './bogon.js'
-import { classifyNtp } from './classify.js'
+import { classifyNtp, classifyNtpAt } from './classify.js'
 
 /** What enrich needs from a GeoIP database: GeoIp implements it; tests may pass a stub. */
 export interface CountryLookup {
@@ -34,7 +33,11 @@ export function newEnrichment(): Enrichment {
 export function enrich(packet: UdpPacket, out: Enrichment, geo: CountryLookup | null): NtpClassId {
   // udpLength - 8 is what the sender put in the datagram; a UDP length below 8 is nonsense and
   // comes out negative, which classifyNtp treats as unknown.
-  const classId = classifyNtp(packet.payload, packet.udpLength - 8, out)
+  // The decoders' packets are classified where the payload lies (no view per packet).
+  const classId =
+    packet instanceof DecodedUdpPacket
+      ? classifyNtpAt(packet.bytes, packet.payloadStart, packet.payloadLength, packet.udpLength - 8, out)
+      : classifyNtp(packet.payload, packet.udpLength - 8, out)
   const bogon = isBogon(packet.src)
   out.bogon = bogon
   out.country = bogon || geo === null ? UNKNOWN_COUNTRY : geo.country(packet.src, packet.ipVersion)

@@ -3,7 +3,7 @@ import { open } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
-import type { Frame } from '../core/event.js'
+import { CaptureFrame, type Frame } from '../core/event.js'
 import { TeitenError, wrapError } from '../core/errors.js'
 import { Framer } from './framer.js'
 import type { CaptureStats, DecoderContext, ReadCaptureOptions } from './types.js'
@@ -113,15 +113,7 @@ function begin(
     skippedBlocks: 0,
     sections: 0,
   }
-  const frame: Frame = {
-    linkType: 0,
-    tsSec: 0,
-    tsNanos: 0,
-    capturedLength: 0,
-    originalLength: 0,
-    data: Buffer.alloc(0),
-    fileOffset: 0,
-  }
+  const frame = new CaptureFrame()
   const ctx: DecoderContext = {
     file: path,
     frame,

@@ -1,4 +1,4 @@
-import type { Frame, UdpPacket } from '../core/event.js'
+import { CaptureFrame, DecodedUdpPacket, type Frame, type UdpPacket } from '../core/event.js'
 import { DecodeStatus } from './decode-status.js'
 import { copyIpv4Addresses, decodeIpv4 } from './ipv4.js'
 import { copyIpv6Addresses, decodeIpv6 } from './ipv6.js'
@@ -8,21 +8,8 @@ import { decodeUdp } from './udp.js'
 export { DECODE_STATUS_NAMES, DecodeStatus } from './decode-status.js'
 
 /** One reusable UdpPacket: its 16-byte address buffers are allocated here, once. */
-export function createUdpPacket(): UdpPacket {
-  return {
-    tsSec: 0,
-    tsNanos: 0,
-    ipVersion: 4,
-    src: Buffer.alloc(16),
-    dst: Buffer.alloc(16),
-    srcPort: 0,
-    dstPort: 0,
-    ttl: 0,
-    ipLength: 0,
-    udpLength: 0,
-    payload: Buffer.alloc(0),
-    wireLength: 0,
-  }
+export function createUdpPacket(): DecodedUdpPacket {
+  return new DecodedUdpPacket()
 }
 
 /**
@@ -31,15 +18,24 @@ export function createUdpPacket(): UdpPacket {
  * contents are unspecified. Addresses are copied only once the ports matched.
  */
 export function decodeFrameStatus(frame: Frame, out: UdpPacket): DecodeStatus {
+  // The readers' frames are read where they lie in the chunk (no view per record).
+  if (frame instanceof CaptureFrame) {
+    const start = frame.dataStart
+    return decodeBytes(frame.bytes, start, start + frame.capturedLength, frame, out)
+  }
   const data = frame.data
-  const packed = linkLayer(data, frame.linkType)
+  return decodeBytes(data, 0, data.length, frame, out)
+}
+
+function decodeBytes(data: Buffer, start: number, end: number, frame: Frame, out: UdpPacket): DecodeStatus {
+  const packed = linkLayer(data, start, end, frame.linkType)
   if (packed < 0) return -packed as DecodeStatus
-  const ipOff = l3Offset(packed)
+  const ipOff = start + l3Offset(packed)
   const v4 = l3Version(packed) === 4
-  const udpOff = v4 ? decodeIpv4(data, ipOff, out) : decodeIpv6(data, ipOff, out)
+  const udpOff = v4 ? decodeIpv4(data, ipOff, end, out) : decodeIpv6(data, ipOff, end, out)
   if (udpOff < 0) return -udpOff as DecodeStatus
   const ipEnd = ipOff + out.ipLength
-  const status = decodeUdp(data, udpOff, Math.min(ipEnd, data.length), out)
+  const status = decodeUdp(data, udpOff, Math.min(ipEnd, end), out)
   if (status < 0) return -status as DecodeStatus
   if (v4) copyIpv4Addresses(data, ipOff, out)
   else copyIpv6Addresses(data, ipOff, out)

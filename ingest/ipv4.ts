@@ -30,10 +30,11 @@ const MIN_HEADER = 20
  * DecodeStatus. Only a datagram's first fragment (offset 0, MF set or not) carries the UDP
  * header; later fragments are not traffic we can attribute to a port. Anything but UDP at the top
  * level is rejected, so a UDP header quoted in an ICMP error or carried in a tunnel never counts.
- * Sets out.ipVersion, ttl and ipLength (the header's Total Length).
+ * Sets out.ipVersion, ttl and ipLength (the header's Total Length). `end` is where the captured
+ * bytes of the frame stop in `data`.
  */
-export function decodeIpv4(data: Buffer, off: number, out: UdpPacket): number {
-  const len = data.length
+export function decodeIpv4(data: Uint8Array, off: number, end: number, out: UdpPacket): number {
+  const len = end
   if (off + MIN_HEADER > len) return -DecodeStatus.TRUNCATED
   const vihl = data[off]
   if (vihl >> 4 !== 4) return -DecodeStatus.MALFORMED
@@ -51,7 +52,7 @@ export function decodeIpv4(data: Buffer, off: number, out: UdpPacket): number {
 }
 
 /** Stores both addresses IPv4-mapped (::ffff:a.b.c.d), so v4 and v6 share one 16-byte column. */
-export function copyIpv4Addresses(data: Buffer, off: number, out: UdpPacket): void {
+export function copyIpv4Addresses(data: Uint8Array, off: number, out: UdpPacket): void {
   const src = out.src
   const dst = out.dst
   for (let i = 0; i < 10; i++) {

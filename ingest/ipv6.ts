@@ -40,10 +40,11 @@ const MAX_EXTENSION_HEADERS = 8
  * Validates the IPv6 header at `off`, walks the extension header chain and returns the offset of
  * the UDP header, or a negated DecodeStatus. As for IPv4, only a first fragment (Fragment Offset 0)
  * carries the UDP header, and only UDP at the end of the chain counts (no ICMPv6 payloads, no
- * tunnels). Sets out.ipVersion, ttl (hop limit) and ipLength (payload length + 40).
+ * tunnels). Sets out.ipVersion, ttl (hop limit) and ipLength (payload length + 40). `end` is
+ * where the captured bytes of the frame stop in `data`.
  */
-export function decodeIpv6(data: Buffer, off: number, out: UdpPacket): number {
-  const len = data.length
+export function decodeIpv6(data: Uint8Array, off: number, end: number, out: UdpPacket): number {
+  const len = end
   if (off + HEADER > len) return -DecodeStatus.TRUNCATED
   if (data[off] >> 4 !== 6) return -DecodeStatus.MALFORMED
   const ipEnd = off + HEADER + u16be(data, off + 4)
@@ -77,7 +78,7 @@ export function decodeIpv6(data: Buffer, off: number, out: UdpPacket): number {
   return -DecodeStatus.MALFORMED
 }
 
-export function copyIpv6Addresses(data: Buffer, off: number, out: UdpPacket): void {
+export function copyIpv6Addresses(data: Uint8Array, off: number, out: UdpPacket): void {
   const src = out.src
   const dst = out.dst
   for (let i = 0; i < 16; i++) {

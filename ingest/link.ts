@@ -65,19 +65,19 @@ export function l3Version(packed: number): number {
 }
 
 /**
- * Finds the IP header: returns a packed (offset, version) or a negated DecodeStatus.
- * Offsets are only promised to be within the captured bytes where checked; the IP decoders
- * bounds-check their own header.
+ * Finds the IP header of the frame in `data[start, end)`: returns a packed (offset from
+ * `start`, version) or a negated DecodeStatus. Offsets are only promised to be within the
+ * captured bytes where checked; the IP decoders bounds-check their own header.
  */
-export function linkLayer(data: Buffer, linkType: number): number {
-  const len = data.length
+export function linkLayer(data: Uint8Array, start: number, end: number, linkType: number): number {
+  const len = end - start
   switch (linkType) {
     case LINKTYPE_ETHERNET:
-      return etherTypeChain(data, 12, len)
+      return etherTypeChain(data, start, 12, len)
     case LINKTYPE_RAW:
     case LINKTYPE_DLT_RAW12:
     case LINKTYPE_DLT_RAW14:
-      return byVersionNibble(data, 0, len)
+      return byVersionNibble(data, start, 0, len)
     case LINKTYPE_IPV4:
       return l3(0, 4)
     case LINKTYPE_IPV6:
@@ -85,28 +85,29 @@ export function linkLayer(data: Buffer, linkType: number): number {
     case LINKTYPE_LINUX_SLL:
       // The protocol field is where an Ethernet header has its EtherType (14 vs 12): an
       // un-offloaded VLAN tag follows it the same way.
-      return etherTypeChain(data, 14, len)
+      return etherTypeChain(data, start, 14, len)
     case LINKTYPE_LINUX_SLL2:
       if (len < 20) return -DecodeStatus.TRUNCATED
-      return etherType(u16be(data, 0), 20)
+      return etherType(u16be(data, start), 20)
     case LINKTYPE_NULL: {
       if (len < 4) return -DecodeStatus.TRUNCATED
       // Families are small numbers: if the first two bytes are zero it was a big-endian machine.
-      const family = data[0] === 0 && data[1] === 0 ? u16be(data, 2) : data[0] | (data[1] << 8)
+      const family =
+        data[start] === 0 && data[start + 1] === 0 ? u16be(data, start + 2) : data[start] | (data[start + 1] << 8)
       return addressFamily(family)
     }
     case LINKTYPE_LOOP:
       if (len < 4) return -DecodeStatus.TRUNCATED
-      return addressFamily(u32be(data, 0))
+      return addressFamily(u32be(data, start))
     default:
       return -DecodeStatus.LINK_UNSUPPORTED
   }
 }
 
-function etherTypeChain(data: Buffer, p: number, len: number): number {
+function etherTypeChain(data: Uint8Array, start: number, p: number, len: number): number {
   for (let tags = 0; tags <= MAX_VLAN_TAGS; tags++) {
     if (p + 2 > len) return -DecodeStatus.TRUNCATED
-    const type = u16be(data, p)
+    const type = u16be(data, start + p)
     if (type !== TPID_8021Q && type !== TPID_8021AD && type !== TPID_QINQ_OLD) return etherType(type, p + 2)
     p += 4
   }
@@ -119,9 +120,9 @@ function etherType(type: number, offset: number): number {
   return -DecodeStatus.NOT_IP
 }
 
-function byVersionNibble(data: Buffer, offset: number, len: number): number {
+function byVersionNibble(data: Uint8Array, start: number, offset: number, len: number): number {
   if (offset >= len) return -DecodeStatus.TRUNCATED
-  const version = data[offset] >> 4
+  const version = data[start + offset] >> 4
   if (version === 4) return l3(offset, 4)
   if (version === 6) return l3(offset, 6)
   return -DecodeStatus.NOT_IP

@@ -134,10 +134,9 @@ export class PcapDecoder implements RecordDecoder {
     frame.linkType = this.linkType
     frame.tsSec = sec
     frame.tsNanos = this.nanos ? frac : frac * 1000
-    frame.capturedLength = caplen
     frame.originalLength = orig
     frame.fileOffset = offset
-    frame.data = buf.subarray(pos + PCAP_RECORD_HEADER_BYTES, pos + PCAP_RECORD_HEADER_BYTES + caplen)
+    frame.at(buf, pos + PCAP_RECORD_HEADER_BYTES, caplen)
     const stats = this.ctx.stats
     if (caplen > orig) stats.caplenExceedsOriginal++
     stats.records++

@@ -254,10 +254,9 @@ export class PcapngDecoder implements RecordDecoder {
     this.lastSec = frame.tsSec
     this.lastNanos = frame.tsNanos
     frame.linkType = linkType
-    frame.capturedLength = caplen
     frame.originalLength = orig
     frame.fileOffset = offset
-    frame.data = buf.subarray(data, data + caplen)
+    frame.at(buf, data, caplen)
     const stats = this.ctx.stats
     if (caplen > orig) stats.caplenExceedsOriginal++
     stats.records++

@@ -1,4 +1,4 @@
-import type { Frame } from '../core/event.js'
+import type { CaptureFrame, Frame } from '../core/event.js'
 
 export type CaptureFormat = 'pcap' | 'pcapng'
 
@@ -47,7 +47,7 @@ export interface ReadCaptureOptions {
 export interface DecoderContext {
   readonly file: string
   /** The one Frame of this file, mutated per record. */
-  readonly frame: Frame
+  readonly frame: CaptureFrame
   readonly onFrame: (frame: Frame) => void
   readonly stats: CaptureStats
   readonly maxRecordBytes: number

@@ -1,4 +1,4 @@
-import type { UdpPacket } from '../core/event.js'
+import { DecodedUdpPacket, type UdpPacket } from '../core/event.js'
 import { u16be } from './bytes.js'
 import { DecodeStatus } from './decode-status.js'
 
@@ -42,7 +42,7 @@ export function decodeUdp(data: Buffer, off: number, end: number, out: UdpPacket
   out.dstPort = dstPort
   if (off + 6 > end) {
     out.udpLength = 0
-    out.payload = EMPTY
+    setPayload(out, data, 0, 0)
     return DecodeStatus.OK
   }
   const udpLength = u16be(data, off + 4)
@@ -50,6 +50,18 @@ export function decodeUdp(data: Buffer, off: number, end: number, out: UdpPacket
   const start = off + HEADER
   let stop = off + udpLength
   if (stop > end) stop = end
-  out.payload = udpLength < HEADER || start >= stop ? EMPTY : data.subarray(start, stop)
+  if (udpLength < HEADER || start >= stop) setPayload(out, data, 0, 0)
+  else setPayload(out, data, start, stop - start)
   return DecodeStatus.OK
+}
+
+/** The decoders' own packets get the payload's location; any other UdpPacket a view. */
+function setPayload(out: UdpPacket, data: Buffer, start: number, length: number): void {
+  if (out instanceof DecodedUdpPacket) {
+    out.bytes = data
+    out.payloadStart = start
+    out.payloadLength = length
+  } else {
+    out.payload = length === 0 ? EMPTY : data.subarray(start, start + length)
+  }
 }

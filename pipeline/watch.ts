@@ -6,9 +6,12 @@
  * a missed notification can never stall it.
  *
  * A file is taken once it is complete:
- * - a newer file (by mtime, then name) exists in its folder, or it has not changed for settleMs;
+ * - a newer file (by mtime, then name) of the same kind (.gz or not) exists in its folder, or it
+ *   has not changed for settleMs;
  * - and, either way, it looked the same (size, mtime, ctime, inode) on two scans in a row, so a
  *   file that is still being written, or a .gz a post-rotate command is still compressing, waits.
+ * A .gz whose decompressed content is already in the ledger (tcpdump -z gzip compressing a
+ * capture that was ingested) is skipped: its bytes differ, its capture does not.
  *
  * Exactly-once does not depend on this module: the ledger (content identity) and the batches'
  * dedup tokens make a re-read harmless. What this module adds is not taking a growing file (that
@@ -22,9 +25,11 @@ import { createReadStream } from 'node:fs'
 import { appendFile, lstat, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, relative, resolve } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
+import { createGunzip } from 'node:zlib'
 import { TeitenError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics, WatchReportReason } from '../core/metrics.js'
+import { DEFAULT_MAX_GZIP_RATIO, GZIP_RATIO_GRACE_BYTES } from '../ingest/capture.js'
 import type { CaptureFile } from './files.js'
 import { type Enricher, type FileOutcome, ingestFiles } from './ingest.js'
 import type { EventSink } from './sink.js'
@@ -122,6 +127,35 @@ async function prefixIdentity(path: string, length: number): Promise<string> {
     }
   }
   return hash.digest('hex').slice(0, 32)
+}
+
+/**
+ * Content identity of what a gzip file decompresses to: equal to the identity of the capture it
+ * was made from. Gives up (undefined) past the ratio a capture reader allows: that is a bomb,
+ * and reading it is the capture reader's business.
+ */
+async function gunzippedIdentity(path: string, compressedBytes: number): Promise<string | undefined> {
+  const limit = Math.max(GZIP_RATIO_GRACE_BYTES, DEFAULT_MAX_GZIP_RATIO * compressedBytes)
+  const hash = createHash('sha256')
+  let total = 0
+  const gunzip = createGunzip()
+  const source = createReadStream(path, { highWaterMark: 1 << 20 })
+  source.on('error', (err) => gunzip.destroy(err))
+  try {
+    for await (const chunk of source.pipe(gunzip)) {
+      total += (chunk as Buffer).length
+      if (total > limit) return undefined
+      hash.update(chunk as Buffer)
+    }
+  } finally {
+    source.destroy()
+    gunzip.destroy()
+  }
+  return hash.digest('hex').slice(0, 32)
+}
+
+function isGzipName(name: string): boolean {
+  return /\.gz$/i.test(name)
 }
 
 const STATE_VERSION = 1
@@ -258,6 +292,13 @@ export class SpoolWatcher {
         this.logger.debug({ file: path, to }, 'handled file left the spool')
         continue
       }
+      if (!to && files.has(`${path}.gz`)) {
+        this.logger.info(
+          { file: path, to: `${path}.gz` },
+          'file compressed before it was ingested: the .gz is followed',
+        )
+        continue
+      }
       if (to) this.report('renamed', path, { to }, 'file renamed before it was ingested: the new name is followed')
       else this.report('deleted', path, {}, 'file deleted before it was ingested')
     }
@@ -285,11 +326,15 @@ export class SpoolWatcher {
       }
     }
 
+    // "A newer file beside it" counts only among files of the same kind: the .gz that a
+    // post-rotate `gzip` (tcpdump -z) finishes while the next capture is still being written is
+    // newer than that capture, and says nothing about whether it is complete.
     const byDir = new Map<string, Seen[]>()
     for (const s of this.seen.values()) {
-      const list = byDir.get(s.dir)
+      const key = `${s.dir}\0${isGzipName(s.name)}`
+      const list = byDir.get(key)
       if (list) list.push(s)
-      else byDir.set(s.dir, [s])
+      else byDir.set(key, [s])
     }
     const ready: Seen[] = []
     let incomplete = 0
@@ -354,8 +399,22 @@ export class SpoolWatcher {
           'grew_after_ingest',
           path,
           { ingestedBytes: cached.size, size: look.size },
-          'file grew after it was ingested: the added records are not ingested (raise --settle-ms)',
+          'file grew after it was ingested: records added after it was read are not ingested (raise --settle-ms)',
         )
+        return true
+      }
+    }
+
+    if (isGzipName(s.name)) {
+      // tcpdump -z gzip, or an operator compressing old captures: the .gz holds a capture that
+      // may already be stored under the identity of its uncompressed bytes.
+      const inner = await gunzippedIdentity(path, look.size).catch(() => undefined)
+      if (inner !== undefined && (await this.options.sink.lookupFile(inner))) {
+        s.state = 'done'
+        await this.remember(rel, { sig: s.sig, size: look.size, ino: look.ino, fileId: inner })
+        this.counts.skipped++
+        this.options.metrics?.files.inc({ outcome: 'skipped' })
+        this.logger.info({ file: path, fileId: inner }, 'compressed copy of a capture already ingested: skipped')
         return true
       }
     }
@@ -384,9 +443,10 @@ export class SpoolWatcher {
         { fileId: outcome.fileId },
         'file changed while it was read: what was read is stored, the file is looked at again',
       )
+      // Remembered as it was when read, so that a file that only grew is recognised as such.
+      await this.remember(rel, { sig: s.sig, size: look.size, ino: look.ino, fileId: outcome.fileId })
       s.state = 'new'
       Object.assign(s, after, { sig: sigOf(after), stableScans: 0, sigSince: this.now() })
-      await this.remember(rel, { sig: s.sig, size: look.size, ino: look.ino, fileId: outcome.fileId })
       return true
     }
     return this.settle(s, rel, look, outcome, this.now() - started)
@@ -405,7 +465,13 @@ export class SpoolWatcher {
     }
     s.state = 'done'
     await this.remember(rel, { sig: s.sig, size: look.size, ino: look.ino, fileId: outcome.fileId })
-    const base = { file: path, sensor: basename(s.dir), fileId: outcome.fileId, records: outcome.records, kept: outcome.kept }
+    const base = {
+      file: path,
+      sensor: outcome.file.sensor,
+      fileId: outcome.fileId,
+      records: outcome.records,
+      kept: outcome.kept,
+    }
     if (outcome.status === 'ingested') {
       this.counts.ingested++
       this.options.metrics?.lastFileIngested.set(Date.now() / 1000)
@@ -471,7 +537,10 @@ export class SpoolWatcher {
     const path = this.options.statePath
     if (!path) return
     try {
-      await appendFile(path, `${JSON.stringify({ p: rel, g: entry.sig, s: entry.size, i: entry.ino, id: entry.fileId })}\n`)
+      await appendFile(
+        path,
+        `${JSON.stringify({ p: rel, g: entry.sig, s: entry.size, i: entry.ino, id: entry.fileId })}\n`,
+      )
       this.stateLines++
       if (this.stateLines > 2 * this.cache.size + 1000) await this.compactState()
     } catch (err) {

@@ -9,7 +9,8 @@
  *   5       1     flags: 0 (reserved; a reader rejects what it does not know)
  *   events (kind 1):
  *   6       2     part, UInt16 LE: index of this message within its batch
- *   8       2     parts, UInt16 LE: messages the batch was split into
+ *   8       2     parts, UInt16 LE: messages the batch was split into (the sink stores a
+ *                 batch once all its parts are in: stream/consumer.ts)
  *   10      4     batchNo, UInt32 LE
  *   14      4     rows, UInt32 LE
  *   18      4     body bytes, UInt32 LE
@@ -54,8 +55,9 @@ const MAX_STRING = 127
 /**
  * Largest body of one message. The broker's default limit (message.max.bytes, 1,048,588) is on
  * the record batch: one message per produce request, value <= 1,000,000 bytes with the header,
- * keeps it under the limit even when gzip cannot shrink the data (deflate adds ~0.01%). Part of
- * the split, so part of every message's dedup identity: a constant, like BATCH_ROWS.
+ * keeps it under the limit even when gzip cannot shrink the data (deflate adds ~0.01%). It fixes
+ * the split, and a sink may complete a batch with parts from two runs of a sensor (a re-run
+ * after a crash): a constant, like BATCH_ROWS.
  */
 export const MAX_PART_BODY_BYTES = 999_000
 
@@ -77,11 +79,6 @@ export interface FileMessage {
 }
 
 export type DecodedMessage = EventsMessage | FileMessage
-
-/** Dedup identity of one message: the same file split the same way yields the same tokens. */
-export function partToken(fileId: string, batchNo: number, part: number): string {
-  return `teiten:${fileId}:${batchNo}:${part}`
-}
 
 function bad(message: string, context: Record<string, unknown> = {}): TeitenError {
   return new TeitenError('KAFKA_BAD_MESSAGE', message, context)
@@ -152,7 +149,7 @@ export function walkRows(
 /**
  * The deterministic split of a batch into message bodies: consecutive rows, each part as
  * large as fits in `maxBodyBytes`. Depends only on the batch's bytes, so a file published again
- * yields the same parts and the same tokens.
+ * yields byte-identical parts.
  */
 export function splitBody(body: Buffer, maxBodyBytes = MAX_PART_BODY_BYTES): Array<{ body: Buffer; rows: number }> {
   const parts: Array<{ body: Buffer; rows: number }> = []
@@ -201,8 +198,12 @@ export function encodeEventsMessage(m: Omit<EventsMessage, 'kind'>): Buffer {
   return out
 }
 
-/** The messages of one batch, in order: part i of n, each within the broker's default limit. */
-export function encodeBatch(batch: EventBatch, maxBodyBytes = MAX_PART_BODY_BYTES): Array<{ value: Buffer; token: string; rows: number }> {
+/**
+ * The messages of one batch, in order: part i of n, each within the broker's default limit.
+ * The sink joins them back into the batch and stores it with the batch's token
+ * (pipeline/sink.ts batchToken), the same as a direct ingest.
+ */
+export function encodeBatch(batch: EventBatch, maxBodyBytes = MAX_PART_BODY_BYTES): Array<{ value: Buffer; rows: number }> {
   const split = splitBody(batch.body, maxBodyBytes)
   const counted = split.reduce((n, p) => n + p.rows, 0)
   if (counted !== batch.rows) {
@@ -219,7 +220,6 @@ export function encodeBatch(batch: EventBatch, maxBodyBytes = MAX_PART_BODY_BYTE
       rows: p.rows,
       body: p.body,
     }),
-    token: partToken(batch.fileId, batch.batchNo, part),
     rows: p.rows,
   }))
 }

@@ -70,6 +70,11 @@ export interface BatchControl {
   isRunning(): boolean
   /** True when the partition was reassigned or sought: the rest of the batch is not ours. */
   isStale(): boolean
+  /**
+   * Commits `offset` (the next one to read) for the batch's partition. Works while the consumer
+   * is stopping too, so the last stored messages are committed before it leaves the group.
+   */
+  commit(offset: string): Promise<void>
 }
 
 export interface ConsumerOptions {
@@ -87,6 +92,7 @@ export interface KafkaConsumer {
   subscribe(topic: string, fromBeginning: boolean): Promise<void>
   /** Starts consuming; batches of one partition are handled one at a time, in order. */
   run(handler: (batch: IncomingBatch, control: BatchControl) => Promise<void>): Promise<void>
+  /** Commits outside a batch handler (only while the consumer runs). */
   commit(offsets: Array<{ topic: string; partition: number; offset: string }>): Promise<void>
   /** Partitions assigned after each join; null when a rebalance starts. */
   onAssignment(listener: (assignment: Map<string, number[]> | null) => void): void
@@ -217,6 +223,9 @@ class KafkajsConsumer implements KafkaConsumer {
           heartbeat: p.heartbeat,
           isRunning: p.isRunning,
           isStale: p.isStale,
+          // Not consumer.commitOffsets: kafkajs drops that one silently once stop() has begun.
+          commit: (offset) =>
+            p.commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset }] }] }),
         })
       },
     })

@@ -5,8 +5,9 @@
  *   broker's default 1 MB limit and publishes them in order, keyed by sensor: one sensor's
  *   files stay in one partition, in order, and the file record published by finishFile comes
  *   after the file's events, so a sink writes the ledger row only after the events are stored.
- * - Each message carries its dedup identity (file id, batch number, part): a batch published
- *   twice (a producer retry, a re-run after a crash) is stored once by the sinks.
+ * - Each message says which batch it belongs to (file id, batch number, part i of n): the sink
+ *   stores a batch whole once all its parts are in, with the batch's dedup token, so a batch
+ *   published twice (a producer retry, a re-run after a crash) is stored once.
  * - lookupFile/finishFile use the local ledger (stream/ledger.ts): a re-run does not
  *   republish files that were published completely.
  */

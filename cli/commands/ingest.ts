@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { NTP_CLASSES } from '../../core/event.js'
 import { TeitenError } from '../../core/errors.js'
 import type { Logger } from '../../core/logger.js'
-import { createMetrics, instrumentSink, startMetricsServer } from '../../core/metrics.js'
+import { createMetrics, instrumentSink, type Metrics, startMetricsServer } from '../../core/metrics.js'
 import { type CaptureFile, expandPaths } from '../../pipeline/files.js'
 import { type Enricher, type IngestSummary, ingestFiles } from '../../pipeline/ingest.js'
 import type { EventSink } from '../../pipeline/sink.js'
@@ -42,8 +42,10 @@ export function registerIngest(program: Command): void {
   addCommonOptions(cmd)
   cmd.action(async (paths: string[], opts: Record<string, unknown>) => {
     const spool = opts.watch as string | undefined
-    if (spool !== undefined && paths.length > 0) throw new TeitenError('USAGE', 'give capture paths or --watch DIR, not both')
-    if (spool === undefined && paths.length === 0) throw new TeitenError('USAGE', 'missing capture paths (or --watch DIR)')
+    if (spool !== undefined && paths.length > 0)
+      throw new TeitenError('USAGE', 'give capture paths or --watch DIR, not both')
+    if (spool === undefined && paths.length === 0)
+      throw new TeitenError('USAGE', 'missing capture paths (or --watch DIR)')
     const ctx = contextFrom(opts, {
       geoip: opts.geoip as string | undefined,
       sensor: opts.sensor as string | undefined,
@@ -63,24 +65,26 @@ export function registerIngest(program: Command): void {
     }
     const opened = await openEnricher(ctx.config.geoip, ctx.logger)
     const enricher: Enricher = { enrich: opened.enrich, cacheStats: () => opened.geoip.cacheStats() }
+    // Only a long-running watch serves metrics; a one-shot run reports its summary instead.
+    const metrics = spool !== undefined ? createMetrics({ version: program.version() ?? 'unknown' }) : undefined
     let sink: EventSink
     let closeStore = async () => {}
     if (ctx.config.kafka.brokers?.length) {
       const { createKafkaSink } = await import('../../stream/producer.js')
-      sink = await createKafkaSink({ config: ctx.config, logger: ctx.logger })
+      sink = await createKafkaSink({ config: ctx.config, logger: ctx.logger, metrics })
     } else {
       const store = await openStoreFor(ctx, 'teiten ingest')
       sink = new StoreSink(store)
       closeStore = () => store.close()
     }
-    if (spool !== undefined) {
+    if (spool !== undefined && metrics) {
       await watchSpool(spool, {
         sink,
+        metrics,
         sinkKind: ctx.config.kafka.brokers?.length ? 'kafka' : 'store',
         enricher,
         logger: ctx.logger,
         config: ctx.config,
-        version: program.version() ?? 'unknown',
         close: async () => {
           await sink.close()
           await closeStore()
@@ -140,11 +144,11 @@ async function watchSpool(
     enricher: Enricher
     logger: Logger
     config: ReturnType<typeof contextFrom>['config']
-    version: string
+    metrics: Metrics
     close: () => Promise<void>
   },
 ): Promise<void> {
-  const metrics = createMetrics({ version: o.version })
+  const { metrics } = o
   const stop = new AbortController()
   const abort = new AbortController()
   const onSignal = (signal: NodeJS.Signals) => {

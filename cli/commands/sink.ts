@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { TeitenError } from '../../core/errors.js'
 import { createMetrics, type MetricsServer, startMetricsServer } from '../../core/metrics.js'
-import { runSink } from '../../stream/consumer.js'
+import { DEFAULT_SESSION_TIMEOUT_MS, runSink } from '../../stream/consumer.js'
 import { kafkajsTransport, parseBrokers } from '../../stream/kafka.js'
 import { addCommonOptions, addStoreOptions, contextFrom, openStoreFor } from '../context.js'
 
@@ -25,11 +25,17 @@ export function registerSink(program: Command): void {
     .option('--no-dead-letter', 'log and skip undecodable messages instead of parking them in a topic')
     .option('--metrics-port <n>', 'serve Prometheus metrics on 127.0.0.1:<n>/metrics (env TEITEN_METRICS_PORT)')
     .option('--report-interval <ms>', 'progress log line period', '10000')
+    .option(
+      '--session-timeout <ms>',
+      'how long the group waits for a silent sink before giving its partitions to the others',
+      String(DEFAULT_SESSION_TIMEOUT_MS),
+    )
   addStoreOptions(cmd)
   addCommonOptions(cmd)
   cmd.action(async (opts: Record<string, unknown>) => {
     const exitWhenIdleMs = wholeNumber(opts.exitWhenIdle, '--exit-when-idle')
     const reportIntervalMs = wholeNumber(opts.reportInterval, '--report-interval')
+    const sessionTimeout = wholeNumber(opts.sessionTimeout, '--session-timeout')
     const ctx = contextFrom(opts, {
       kafka: {
         brokers: typeof opts.kafka === 'string' ? parseBrokers(opts.kafka) : undefined,
@@ -67,6 +73,7 @@ export function registerSink(program: Command): void {
           signal: controller.signal,
           deadLetterTopic,
           reportIntervalMs,
+          consumer: { sessionTimeout, heartbeatInterval: Math.max(100, Math.floor((sessionTimeout ?? DEFAULT_SESSION_TIMEOUT_MS) / 5)) },
         })
         process.stderr.write(
           `teiten sink: stored ${summary.rows} events from ${summary.messages} messages, ${summary.files} file records` +

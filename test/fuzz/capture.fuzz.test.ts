@@ -22,7 +22,7 @@ const RUN_SEED = Number(process.env.TEITEN_FUZZ_SEED ?? 0x7e17e7)
 const WORKERS = Math.max(1, Number(process.env.TEITEN_FUZZ_WORKERS ?? Math.min(2, availableParallelism())))
 const STALL_MS = 30_000
 const HEAP_MB = 256
-const BUFFER_LIMIT = 64 << 20
+const BUFFER_LIMIT = 32 << 20
 
 interface WorkerResult {
   report?: FuzzReport

@@ -59,7 +59,12 @@ function pcapSeed(name: string, o: { le: boolean; nanos?: boolean; linkType: num
   let at = 24
   pkts.forEach((p, i) => {
     const caplen = p.caplen ?? p.data.length
-    parts.push(pcapRecord({ sec: 1_700_000_000 + i, frac: i * 1000, data: p.data.subarray(0, caplen), orig: p.data.length }, o.le))
+    parts.push(
+      pcapRecord(
+        { sec: 1_700_000_000 + i, frac: i * 1000, data: p.data.subarray(0, caplen), orig: p.data.length },
+        o.le,
+      ),
+    )
     lengths32.push(at + 8, at + 12)
     lengths16.push(...ipLengths(p.data, p.l3, at + 16).filter((x) => x < at + 16 + caplen))
     at += 16 + caplen
@@ -94,7 +99,13 @@ export function buildSeeds(): Seed[] {
 
   // What the sensors write: Ethernet, mixed traffic (the ops generator).
   const mixed = generate({ seed: 7, packets: 24, noise: 0.3 })
-  seeds.push(pcapSeed('pcap-mixed', { le: true, linkType: 1 }, mixed.packets.map((p) => ({ data: p.data, l3: 14 }))))
+  seeds.push(
+    pcapSeed(
+      'pcap-mixed',
+      { le: true, linkType: 1 },
+      mixed.packets.map((p) => ({ data: p.data, l3: 14 })),
+    ),
+  )
   seeds.push(pcapngSeed('pcapng-mixed', pcapng(mixed.packets), true))
 
   const variety: Pkt[] = [

@@ -65,25 +65,33 @@ describe('SIGKILL at random points', () => {
     writeFileSync(config, 'watch: { pollIntervalMs: 50, settleMs: 0 }\n')
     const random = rng(SEED)
     const kills: { mode: string; afterMs: number; code: number | null; signal: string | null }[] = []
-    for (let round = 0; round < 5; round++) {
-      const watch = round % 2 === 1
+    // SIGKILL anywhere; a double SIGTERM (stop at once) in a watch; SIGINT of a one-shot run.
+    const modes = ['once-kill', 'watch-kill', 'watch-term-twice', 'once-kill', 'once-int', 'watch-kill'] as const
+    for (const mode of modes) {
+      const watch = mode.startsWith('watch')
       const args = watch
         ? ['ingest', '--watch', spool, '--data', data, '--config', config]
         : ['ingest', spool, '--data', data, '--no-progress']
       const afterMs = Math.round(random() * fullMs)
       const run = startCli(args)
       await sleep(afterMs)
-      run.child.kill('SIGKILL')
+      if (mode.endsWith('kill')) run.child.kill('SIGKILL')
+      else if (mode === 'once-int') run.child.kill('SIGINT')
+      else {
+        run.child.kill('SIGTERM')
+        run.child.kill('SIGTERM')
+      }
       const r = await run.done
-      kills.push({ mode: watch ? 'watch' : 'once', afterMs, code: r.code, signal: r.signal })
+      kills.push({ mode, afterMs, code: r.code, signal: r.signal })
       if (process.env.TEITEN_CRASH_DEBUG) {
         // What each kill left behind (events stored, files in the ledger), to see that kills land mid-file.
         const sql = 'SELECT count() AS events, (SELECT count() FROM ingested_files) AS ledger FROM events'
         const q = await runCli(['sql', sql, '--data', data, '--format', 'csv'])
         console.log(kills.at(-1), q.stdout.trim().split('\n').at(-1), q.stderr)
       }
-      // A run that finished before the kill is fine; one that failed is not.
-      expect(r.code === null || r.code === 0, r.stderr).toBe(true)
+      // Killed, finished, stopped (exit 0) or interrupted (130); never failed.
+      if (r.signal === null) expect([0, 130], r.stderr).toContain(r.code)
+      else expect(r.signal).toBe(mode.endsWith('kill') ? 'SIGKILL' : r.signal)
     }
 
     expect(kills.some((k) => k.signal === 'SIGKILL')).toBe(true)
@@ -136,9 +144,11 @@ describe('storage failure during a watch', () => {
     again.child.kill('SIGTERM')
     const ok = await again.done
     expect(ok.code).toBe(0)
-    expect(logLines(ok.stderr).filter((l) => l.msg === 'file ingested').map((l) => l.file)).toEqual([
-      join(spool, 's', 'b.pcap'),
-    ])
+    expect(
+      logLines(ok.stderr)
+        .filter((l) => l.msg === 'file ingested')
+        .map((l) => l.file),
+    ).toEqual([join(spool, 's', 'b.pcap')])
     const rows = (await daily(data)) as { packets: number }[]
     expect(rows.reduce((n, r) => n + Number(r.packets), 0)).toBe(a.truth.kept + b.truth.kept)
   })

@@ -110,9 +110,9 @@ describe('ingest counters', () => {
     }
     let t = 0
     const sink = instrumentSink(failing, metrics, 'kafka', () => (t += 250))
-    await expect(sink.writeBatch({ fileId: 'f', sensor: 's', batchNo: 0, rows: 3, body: Buffer.alloc(0) })).rejects.toThrow(
-      'disk full',
-    )
+    await expect(
+      sink.writeBatch({ fileId: 'f', sensor: 's', batchNo: 0, rows: 3, body: Buffer.alloc(0) }),
+    ).rejects.toThrow('disk full')
     const ok = instrumentSink(memorySink(), metrics, 'kafka', () => (t += 250))
     await ok.writeBatch({ fileId: 'f', sensor: 's', batchNo: 0, rows: 3, body: Buffer.alloc(0) })
     const text = await metrics.registry.metrics()
@@ -133,7 +133,9 @@ describe('ingest counters', () => {
     expect(value(text, 'teiten_build_info{version="9.9.9"}')).toBe(1)
     expect(text).toContain('teiten_process_resident_memory_bytes')
     // Two registries never share state (tests, or two components in one process).
-    expect(await createMetrics({ defaultMetrics: false }).registry.metrics()).not.toContain('teiten_kafka_consumer_lag{')
+    expect(await createMetrics({ defaultMetrics: false }).registry.metrics()).not.toContain(
+      'teiten_kafka_consumer_lag{',
+    )
   })
 })
 

@@ -21,6 +21,7 @@ import {
   emptyTruth,
   eventStats,
   generate,
+  gzip,
   pcap,
   storedCounts,
   type Truth,
@@ -205,7 +206,9 @@ describe('spool watcher', () => {
     renameSync(xPath, join(spool.path, 's/y.pcap'))
     unlinkSync(zPath)
     await w.tick()
-    const reports = lines.filter((l) => l.obj.reason).map((l) => ({ file: l.obj.file, reason: l.obj.reason, to: l.obj.to }))
+    const reports = lines
+      .filter((l) => l.obj.reason)
+      .map((l) => ({ file: l.obj.file, reason: l.obj.reason, to: l.obj.to }))
     expect(reports).toEqual([
       { file: xPath, reason: 'renamed', to: join(spool.path, 's/y.pcap') },
       { file: zPath, reason: 'deleted', to: undefined },
@@ -293,6 +296,72 @@ describe('spool watcher', () => {
     await again.w.tick()
     expect(again.w.counts).toMatchObject({ ingested: 0, skippedFromState: 1 })
     await expectStored(head.truth)
+  })
+
+  it('reports a file that changed while it was read, and then that it grew', async () => {
+    // Over 2 MiB, so the read of the bytes appended during the first chunk comes after them.
+    const head = generate({ seed: 17, packets: 30_000 })
+    const tail = generate({ seed: 18, packets: 300, startSec: Date.UTC(2024, 0, 2) / 1000 })
+    const path = put('s/w.pcap', pcap(head.packets), 1000)
+    const more = pcap(tail.packets).subarray(24)
+    const base = testEnricher()
+    const appending = {
+      enrich: (p: Parameters<typeof base.enrich>[0], o: Parameters<typeof base.enrich>[1]) => {
+        base.enrich(p, o)
+        if (base.lookups === 10) appendFileSync(path, more) // the sensor writes on while we read
+      },
+    }
+    const { w, lines } = watcher({ settleMs: 0, enricher: appending })
+    await w.tick()
+    expect(await w.tick()).toEqual([path])
+    await w.tick()
+    await w.tick()
+    expect(lines.filter((l) => l.obj.reason).map((l) => [l.obj.file, l.obj.reason])).toEqual([
+      [path, 'changed_while_reading'],
+      [path, 'grew_after_ingest'],
+    ])
+    // Read on to its end: everything is stored, once.
+    await expectStored(addTruth(addTruth(emptyTruth(), head.truth), tail.truth))
+  })
+
+  it('follows tcpdump -z gzip: a compressed copy is not counted again, its newness proves nothing', async () => {
+    const a = generate({ seed: 14, packets: 1500 })
+    const b = generate({ seed: 15, packets: 1500, startSec: Date.UTC(2024, 0, 2) / 1000 })
+    const c = generate({ seed: 16, packets: 500, startSec: Date.UTC(2024, 0, 3) / 1000 })
+    const aBytes = pcap(a.packets)
+    const bBytes = pcap(b.packets)
+    const half = pcap(b.packets.slice(0, 700)).length
+    const aPath = put('s/a.pcap', aBytes, 1000)
+    const bPath = put('s/b.pcap', bBytes.subarray(0, half), 1060) // being written
+    const { w, lines } = watcher({ settleMs: 30_000 })
+    await w.tick()
+    expect(await w.tick()).toEqual([aPath])
+    // Rotation: gzip compresses a.pcap into a.pcap.gz (newer than b.pcap) and removes a.pcap.
+    put('s/a.pcap.gz', gzip(aBytes), 1070)
+    await w.tick()
+    unlinkSync(aPath)
+    expect(await w.tick()).toEqual([]) // b.pcap is still the newest plain file: not taken
+    clock += 30_000
+    appendFileSync(bPath, bBytes.subarray(half, half + 500)) // tcpdump keeps writing b.pcap
+    expect(await w.tick()).toEqual([join(spool.path, 's/a.pcap.gz')]) // settled, and a copy: skipped
+    appendFileSync(bPath, bBytes.subarray(half + 500))
+    utimesSync(bPath, 1120, 1120)
+    const cPath = put('s/c.pcap', pcap(c.packets), 1121)
+    await w.tick()
+    expect(await w.tick()).toEqual([bPath])
+    // b.pcap compressed and removed before the watcher saw its .gz complete.
+    unlinkSync(bPath)
+    put('s/b.pcap.gz', gzip(bBytes), 1122)
+    await w.tick()
+    clock += 30_000
+    expect(await w.tick()).toEqual([cPath, join(spool.path, 's/b.pcap.gz')])
+    expect(w.counts).toMatchObject({ ingested: 3, skipped: 2 })
+    expect(lines.filter((l) => l.obj.reason)).toEqual([])
+    expect(lines.filter((l) => l.msg?.startsWith('compressed copy')).map((l) => l.obj.file)).toEqual([
+      join(spool.path, 's/a.pcap.gz'),
+      join(spool.path, 's/b.pcap.gz'),
+    ])
+    await expectStored(addTruth(addTruth(addTruth(emptyTruth(), a.truth), b.truth), c.truth))
   })
 
   it('on stop finishes the file in hand; on abort stops at a chunk boundary with no ledger entry', async () => {
@@ -396,7 +465,11 @@ describe('ingest after storage failures (real ClickHouse errors)', () => {
       signal: controller.signal,
     })
     expect(cut.outcomes).toEqual([])
-    const again = await ingestFiles([{ path, size: 0, sensor: 's' }], { sink, enricher: testEnricher(), logger: silentLogger })
+    const again = await ingestFiles([{ path, size: 0, sensor: 's' }], {
+      sink,
+      enricher: testEnricher(),
+      logger: silentLogger,
+    })
     expect(again.filesIngested).toBe(1)
     await expectStored(f.truth)
   })

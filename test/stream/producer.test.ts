@@ -1,0 +1,211 @@
+/**
+ * The sensor side (stream/producer.ts) on the real broker: messages fit the broker's default
+ * 1 MB limit, stay in order per sensor with the file record last, the topic is created when
+ * missing, and the local ledger is written only after the broker acknowledged the file.
+ */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import kafkajs from 'kafkajs'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { resolveConfig } from '../../core/config.js'
+import { isTeitenError, TeitenError } from '../../core/errors.js'
+import { silentLogger } from '../../core/logger.js'
+import { makeEnricher } from '../../enrich/enrich.js'
+import { GeoIp } from '../../enrich/geoip.js'
+import { expandPaths } from '../../pipeline/files.js'
+import { type Enricher, ingestFiles } from '../../pipeline/ingest.js'
+import { type DecodedMessage, decodeMessage, MAX_PART_BODY_BYTES } from '../../stream/codec.js'
+import { type KafkaTransport, kafkajsTransport } from '../../stream/kafka.js'
+import { LOCAL_LEDGER_FILE } from '../../stream/ledger.js'
+import { createKafkaSink, DEFAULT_PARTITIONS } from '../../stream/producer.js'
+import { tempDir } from '../helpers/tmp.js'
+import { type TestKafka, testKafka } from './kafka-helper.js'
+import { expectedOf, makeCorpus, uniqueName, waitFor } from './stream-helper.js'
+
+const dir = tempDir('teiten-producer-')
+let k: TestKafka
+let transport: KafkaTransport
+let enricher: Enricher
+let startError: unknown = null
+
+beforeAll(async () => {
+  try {
+    k = await testKafka()
+    transport = kafkajsTransport({ brokers: k.brokers, clientId: 'teiten-producer-test', logger: silentLogger })
+    enricher = { enrich: makeEnricher(await GeoIp.open()) }
+  } catch (err) {
+    startError = err
+  }
+}, 600_000)
+
+beforeEach(() => {
+  if (startError) throw startError
+})
+
+afterAll(async () => {
+  await k?.close()
+  dir.cleanup()
+})
+
+function configFor(topic: string, dataDir: string) {
+  return resolveConfig({ flags: { dataDir, kafka: { brokers: k.brokers, topic } } })
+}
+
+interface Read {
+  partition: number
+  offset: number
+  value: Buffer
+  msg: DecodedMessage
+}
+
+/** Every message of `topic`, decoded, by partition and offset. */
+async function readTopic(topic: string): Promise<Read[]> {
+  const admin = transport.admin()
+  await admin.connect()
+  const ends = await admin.topicOffsets(topic)
+  await admin.disconnect()
+  const total = ends.reduce((n, e) => n + e.high, 0)
+  const out: Read[] = []
+  const c = transport.consumer({ groupId: uniqueName('reader') })
+  await c.connect()
+  await c.subscribe(topic, true)
+  await c.run(async (batch, control) => {
+    for (const m of batch.messages) {
+      out.push({ partition: batch.partition, offset: Number(m.offset), value: m.value!, msg: decodeMessage(m.value) })
+      control.resolveOffset(m.offset)
+    }
+  })
+  await waitFor(`${total} messages of ${topic}`, async () => (out.length >= total ? true : undefined))
+  await c.disconnect()
+  return out.sort((a, b) => a.partition - b.partition || a.offset - b.offset)
+}
+
+describe('createKafkaSink', () => {
+  it('publishes under the default 1 MB limit, one partition per sensor, in order, file record last', async () => {
+    const c = await makeCorpus(join(dir.path, 'order'), { seed: 31, kept: 160_000, prefix: 'order', days: 2 })
+    const expected = await expectedOf([c.dir])
+    const topic = uniqueName('producer-order')
+    // The broker-wide limit of the test broker is 8 MiB; this topic has Kafka's default.
+    const admin = transport.admin()
+    await admin.connect()
+    expect(await admin.ensureTopic(topic, 8, { 'max.message.bytes': '1048588' })).toBe(true)
+    await admin.disconnect()
+    const sink = await createKafkaSink({ config: configFor(topic, join(dir.path, 'order-ledger')), logger: silentLogger, kafka: transport })
+    const summary = await ingestFiles(await expandPaths([c.dir]), { sink, enricher, logger: silentLogger })
+    await sink.close()
+    expect(summary.filesIngested).toBe(expected.files)
+
+    const read = await readTopic(topic)
+    const events = read.filter((r) => r.msg.kind === 'events')
+    expect(events.reduce((n, r) => n + (r.msg.kind === 'events' ? r.msg.rows : 0), 0)).toBe(expected.rows)
+    expect(read.length - events.length).toBe(expected.files)
+    expect(Math.max(...read.map((r) => r.value.length))).toBeLessThanOrEqual(1_000_000)
+    expect(events.some((r) => r.msg.kind === 'events' && r.msg.parts > 1)).toBe(true)
+    expect(sink.stats.bytes).toBe(read.reduce((n, r) => n + r.value.length, 0))
+
+    // Each sensor in one partition; within it, each file's parts in order and its record last.
+    const partitionOf = new Map<string, number>()
+    for (const r of read) {
+      const sensor = r.msg.kind === 'events' ? r.msg.sensor : r.msg.record.sensor
+      expect(partitionOf.get(sensor) ?? r.partition).toBe(r.partition)
+      partitionOf.set(sensor, r.partition)
+    }
+    expect([...partitionOf.keys()].sort()).toEqual([...c.sensors].sort())
+    const last = new Map<string, { batchNo: number; part: number; parts: number }>()
+    const finished = new Set<string>()
+    for (const r of read) {
+      if (r.msg.kind === 'file') {
+        const prev = last.get(r.msg.record.fileId)
+        if (r.msg.record.kept > 0) expect(prev && prev.part === prev.parts - 1).toBe(true)
+        finished.add(r.msg.record.fileId)
+        continue
+      }
+      const m = r.msg
+      expect(finished.has(m.fileId)).toBe(false)
+      const prev = last.get(m.fileId)
+      const next =
+        prev === undefined
+          ? m.batchNo === 0 && m.part === 0
+          : (m.batchNo === prev.batchNo && m.part === prev.part + 1) ||
+            (m.batchNo === prev.batchNo + 1 && m.part === 0 && prev.part === prev.parts - 1)
+      expect(next, `${m.fileId} batch ${m.batchNo} part ${m.part} after ${JSON.stringify(prev)}`).toBe(true)
+      last.set(m.fileId, m)
+    }
+    expect(finished.size).toBe(expected.files)
+    expect(MAX_PART_BODY_BYTES).toBe(999_000)
+  }, 120_000)
+
+  it('the default limit is in force on that topic: a 2 MB message is refused', async () => {
+    const topic = uniqueName('producer-limit')
+    const admin = transport.admin()
+    await admin.connect()
+    await admin.ensureTopic(topic, 1, { 'max.message.bytes': '1048588' })
+    await admin.disconnect()
+    const raw = new kafkajs.Kafka({ clientId: 'limit', brokers: k.brokers, logLevel: kafkajs.logLevel.NOTHING })
+    const p = raw.producer({ retry: { retries: 0 } })
+    await p.connect()
+    const random = Buffer.alloc(2_000_000)
+    for (let i = 0; i < random.length; i += 4) random.writeUInt32LE((Math.random() * 2 ** 32) >>> 0, i)
+    await expect(p.send({ topic, messages: [{ value: random }] })).rejects.toThrow(/too large|larger/i)
+    await p.disconnect()
+  })
+
+  it('creates a missing topic with the configured number of partitions', async () => {
+    const topic = uniqueName('producer-create')
+    const sink = await createKafkaSink({
+      config: configFor(topic, join(dir.path, 'create-ledger')),
+      logger: silentLogger,
+      kafka: transport,
+      partitions: 3,
+    })
+    await sink.close()
+    const admin = transport.admin()
+    await admin.connect()
+    expect((await admin.topicOffsets(topic)).map((o) => o.partition).sort()).toEqual([0, 1, 2])
+    await admin.disconnect()
+    expect(DEFAULT_PARTITIONS).toBe(8)
+  })
+
+  it('the local ledger is written only once the broker acknowledged the file record', async () => {
+    const c = await makeCorpus(join(dir.path, 'ack'), { seed: 32, kept: 20_000, prefix: 'ack', days: 2, sensors: 1 })
+    const topic = uniqueName('producer-ack')
+    const ledgerDir = join(dir.path, 'ack-ledger')
+    let refuseFileRecords = true
+    const refusing: KafkaTransport = {
+      admin: () => transport.admin(),
+      consumer: (o) => transport.consumer(o),
+      producer: () => {
+        const p = transport.producer()
+        return {
+          connect: () => p.connect(),
+          disconnect: () => p.disconnect(),
+          async send(t, messages) {
+            if (refuseFileRecords && messages.some((m) => m.value[4] === 2)) {
+              throw new TeitenError('KAFKA_UNAVAILABLE', 'injected: no acknowledgement')
+            }
+            await p.send(t, messages)
+          },
+        }
+      },
+    }
+    const files = await expandPaths([c.dir])
+    const sink = await createKafkaSink({ config: configFor(topic, ledgerDir), logger: silentLogger, kafka: refusing })
+    const err = await ingestFiles(files, { sink, enricher, logger: silentLogger }).catch((e: unknown) => e)
+    await sink.close()
+    expect(isTeitenError(err, 'KAFKA_UNAVAILABLE')).toBe(true)
+    expect(() => readFileSync(join(ledgerDir, LOCAL_LEDGER_FILE), 'utf8')).toThrow()
+
+    refuseFileRecords = false
+    const again = await createKafkaSink({ config: configFor(topic, ledgerDir), logger: silentLogger, kafka: refusing })
+    const summary = await ingestFiles(files, { sink: again, enricher, logger: silentLogger })
+    await again.close()
+    expect(summary.filesIngested).toBe(files.length)
+    const lines = readFileSync(join(ledgerDir, LOCAL_LEDGER_FILE), 'utf8').trim().split('\n')
+    expect(lines.map((l) => JSON.parse(l).topic)).toEqual(Array(files.length).fill(topic))
+    // Same ledger, another topic: not published there yet.
+    const other = await createKafkaSink({ config: configFor(`${topic}-b`, ledgerDir), logger: silentLogger, kafka: transport })
+    const fileId = JSON.parse(lines[0]!).fileId as string
+    expect(await other.lookupFile(fileId)).toBeUndefined()
+    await other.close()
+  }, 60_000)
+})
