@@ -6,18 +6,62 @@ import type { Store } from './store.js'
 export const DAILY_KEYS = ['day', 'sensor', 'country', 'class'] as const
 export type DailyKey = (typeof DAILY_KEYS)[number]
 
-const isoDay = z
+export const isoDay = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}$/, 'expected YYYY-MM-DD')
   .refine((s) => !Number.isNaN(Date.parse(`${s}T00:00:00Z`)) && new Date(`${s}T00:00:00Z`).toISOString().startsWith(s), {
     message: 'not a calendar date',
   })
 
-const csvList = <T extends z.ZodType<string, string>>(item: T) =>
+export const csvList = <T extends z.ZodType<string, string>>(item: T) =>
   z
     .union([z.string(), z.array(z.string())])
     .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s.length > 0))
     .pipe(z.array(item))
+
+export const COUNTRY = z.string().regex(/^([A-Z]{2}|--)$/, 'expected ISO 3166-1 alpha-2 in capitals or --')
+
+/** The filters `teiten daily` has, shared by every research query (store/research.ts). */
+export const filterShape = {
+  all: z.boolean().default(false),
+  sensor: csvList(z.string().min(1).max(128)).optional(),
+  class: csvList(z.enum(NTP_CLASSES)).optional(),
+  country: csvList(COUNTRY).optional(),
+}
+
+export type Filters = { all: boolean; sensor?: string[]; class?: string[]; country?: string[] }
+
+/** WHERE terms for the aggregate tables; every value travels as a query parameter. */
+export function filterTerms(q: Filters, params: Record<string, unknown>, access = 'access'): string[] {
+  const where: string[] = []
+  if (!q.all) where.push(access)
+  if (q.sensor?.length) {
+    where.push('sensor IN {sensors:Array(String)}')
+    params.sensors = q.sensor
+  }
+  if (q.class?.length) {
+    where.push('toString(class) IN {classes:Array(String)}')
+    params.classes = q.class
+  }
+  if (q.country?.length) {
+    where.push('country IN {countries:Array(String)}')
+    params.countries = q.country
+  }
+  return where
+}
+
+export function dayTerms(q: { from?: string; to?: string }, params: Record<string, unknown>): string[] {
+  const where: string[] = []
+  if (q.from) {
+    where.push('day >= {from:Date}')
+    params.from = q.from
+  }
+  if (q.to) {
+    where.push('day <= {to:Date}')
+    params.to = q.to
+  }
+  return where
+}
 
 /** The parameters of `teiten daily` and `GET /api/daily`: one schema, so both answer alike. */
 export const DailyQuerySchema = z
@@ -25,10 +69,7 @@ export const DailyQuerySchema = z
     from: isoDay.optional(),
     to: isoDay.optional(),
     by: csvList(z.enum(DAILY_KEYS)).default(['day', 'country']),
-    all: z.boolean().default(false),
-    sensor: csvList(z.string().min(1).max(128)).optional(),
-    class: csvList(z.enum(NTP_CLASSES)).optional(),
-    country: csvList(z.string().regex(/^([A-Z]{2}|--)$/, 'expected ISO 3166-1 alpha-2 in capitals or --')).optional(),
+    ...filterShape,
   })
   .strict()
   .refine((q) => !q.from || !q.to || q.from <= q.to, { message: 'from is after to' })
@@ -51,29 +92,8 @@ export function parseDailyQuery(input: unknown): DailyQuery {
 export const READ_SETTINGS = { output_format_json_quote_64bit_integers: 0, readonly: 2 } as const
 
 export function dailySql(q: DailyQuery): { sql: string; params: Record<string, unknown> } {
-  const where: string[] = []
   const params: Record<string, unknown> = {}
-  if (q.from) {
-    where.push('day >= {from:Date}')
-    params.from = q.from
-  }
-  if (q.to) {
-    where.push('day <= {to:Date}')
-    params.to = q.to
-  }
-  if (!q.all) where.push('access')
-  if (q.sensor?.length) {
-    where.push('sensor IN {sensors:Array(String)}')
-    params.sensors = q.sensor
-  }
-  if (q.class?.length) {
-    where.push('toString(class) IN {classes:Array(String)}')
-    params.classes = q.class
-  }
-  if (q.country?.length) {
-    where.push('country IN {countries:Array(String)}')
-    params.countries = q.country
-  }
+  const where = [...dayTerms(q, params), ...filterTerms(q, params)]
   const keys = q.by.map((k) => (k === 'class' ? 'toString(class) AS class' : k))
   const select = [...keys, 'sum(packets) AS packets', 'uniqExactMerge(sources) AS sources'].join(', ')
   const order = [

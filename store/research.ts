@@ -2,7 +2,7 @@ import { isIP } from 'node:net'
 import { z } from 'zod'
 import { TeitenError } from '../core/errors.js'
 import { NTP_CLASSES } from '../core/event.js'
-import { READ_SETTINGS } from './queries.js'
+import { csvList, dayTerms, filterShape, filterTerms, isoDay, READ_SETTINGS } from './queries.js'
 import { EVENT_COLUMNS } from './schema.js'
 import type { QueryParams, Settings, Store } from './store.js'
 
@@ -16,22 +16,6 @@ import type { QueryParams, Settings, Store } from './store.js'
 // ---------------------------------------------------------------------------------------------
 // Parameters
 
-const isoDay = z
-  .string()
-  .regex(/^\d{4}-\d{2}-\d{2}$/, 'expected YYYY-MM-DD')
-  .refine(
-    (s) => !Number.isNaN(Date.parse(`${s}T00:00:00Z`)) && new Date(`${s}T00:00:00Z`).toISOString().startsWith(s),
-    {
-      message: 'not a calendar date',
-    },
-  )
-
-const csvList = <T extends z.ZodType<string, string>>(item: T) =>
-  z
-    .union([z.string(), z.array(z.string())])
-    .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s.length > 0))
-    .pipe(z.array(item))
-
 const intParam = (min: number, max: number) =>
   z
     .union([
@@ -43,15 +27,6 @@ const intParam = (min: number, max: number) =>
     ])
     .pipe(z.number().int().min(min).max(max))
 
-const COUNTRY = z.string().regex(/^([A-Z]{2}|--)$/, 'expected ISO 3166-1 alpha-2 in capitals or --')
-
-/** The filters `teiten daily` has, shared by every research query. */
-const filterShape = {
-  all: z.boolean().default(false),
-  sensor: csvList(z.string().min(1).max(128)).optional(),
-  class: csvList(z.enum(NTP_CLASSES)).optional(),
-  country: csvList(COUNTRY).optional(),
-}
 const rangeShape = { from: isoDay.optional(), to: isoDay.optional() }
 const rangeOrdered = (q: { from?: string; to?: string }) => !q.from || !q.to || q.from <= q.to
 
@@ -124,40 +99,6 @@ export const parseExportQuery = (input: unknown): ExportQuery => parseWith(Expor
 
 // ---------------------------------------------------------------------------------------------
 // Shared SQL pieces
-
-type Filters = { all: boolean; sensor?: string[]; class?: string[]; country?: string[] }
-
-/** WHERE terms for the aggregate tables (day or hour column, `access` flag). */
-function filterTerms(q: Filters, params: QueryParams, access = 'access'): string[] {
-  const where: string[] = []
-  if (!q.all) where.push(access)
-  if (q.sensor?.length) {
-    where.push('sensor IN {sensors:Array(String)}')
-    params.sensors = q.sensor
-  }
-  if (q.class?.length) {
-    where.push('toString(class) IN {classes:Array(String)}')
-    params.classes = q.class
-  }
-  if (q.country?.length) {
-    where.push('country IN {countries:Array(String)}')
-    params.countries = q.country
-  }
-  return where
-}
-
-function dayTerms(q: { from?: string; to?: string }, params: QueryParams): string[] {
-  const where: string[] = []
-  if (q.from) {
-    where.push('day >= {from:Date}')
-    params.from = q.from
-  }
-  if (q.to) {
-    where.push('day <= {to:Date}')
-    params.to = q.to
-  }
-  return where
-}
 
 const whereClause = (terms: string[]) => (terms.length > 0 ? ` WHERE ${terms.join(' AND ')}` : '')
 
