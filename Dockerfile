@@ -21,6 +21,9 @@ FROM node:24-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build --chown=node:node /app /app
+# State of a sensor (its Kafka ledger) or an embedded store; owned by `node` so that a named
+# volume mounted here starts writable.
+RUN mkdir -p /var/lib/teiten && chown node:node /var/lib/teiten
 USER node
 ENTRYPOINT ["node", "/app/bin/teiten.js"]
 CMD ["--help"]

@@ -127,7 +127,9 @@ export class DecodedUdpPacket implements UdpPacket {
   payloadLength = 0
 
   get payload(): Buffer {
-    return this.payloadLength === 0 ? EMPTY_BUFFER : this.bytes.subarray(this.payloadStart, this.payloadStart + this.payloadLength)
+    return this.payloadLength === 0
+      ? EMPTY_BUFFER
+      : this.bytes.subarray(this.payloadStart, this.payloadStart + this.payloadLength)
   }
 
   set payload(value: Buffer) {

@@ -186,6 +186,13 @@ export class EventRowEncoder {
     this.count++
   }
 
+  /** Forgets the rows after the first `rows` rows, which end at byte `offset` (a file read only in part). */
+  rollback(offset: number, rows: number): void {
+    if (offset > this.offset || rows > this.count) throw new RangeError('rollback past the end')
+    this.offset = offset
+    this.count = rows
+  }
+
   /**
    * The encoded rows so far; the encoder starts the next batch in a new buffer (the batch is
    * handed over, not copied: it may still be in flight to the store while the next is written).

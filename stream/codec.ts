@@ -9,8 +9,8 @@
  *   5       1     flags: 0 (reserved; a reader rejects what it does not know)
  *   events (kind 1):
  *   6       2     part, UInt16 LE: index of this message within its batch
- *   8       2     parts, UInt16 LE: messages the batch was split into (the sink stores a
- *                 batch once all its parts are in: stream/consumer.ts)
+ *   8       2     parts, UInt16 LE: messages the batch was split into (the sink stores the
+ *                 parts in groups of PARTS_PER_INSERT, each once all its parts are in)
  *   10      4     batchNo, UInt32 LE
  *   14      4     rows, UInt32 LE
  *   18      4     body bytes, UInt32 LE
@@ -21,18 +21,21 @@
  *   file record (kind 2):
  *   6             UTF-8 JSON of the FileRecord (pipeline/sink.ts); one per file, so size is moot
  *
- * Why this and not JSON (bench/kafka.ts `benchCodec`, 200,000 real events of the bench corpus,
- * ~8,600-event messages; this 2-core machine, shared, so costs are ±20%):
+ * Why this and not JSON (bench/kafka.ts `benchCodec`: 200,000 events of the synthetic bench
+ * corpus through the real pipeline, ~8,600-event messages, sensor id of 9 characters; best of
+ * 3 rounds on this shared 2-core machine, so costs are +-25% from run to run):
  *
- *   format                bytes/event  +gzip -1  +gzip -6  encode ns/ev  decode ns/ev (to RowBinary)
- *   JSON objects                 327      36.9      28.9          1087          2083
- *   binary (this)                112      34.5      28.5            98            24
+ *   format        bytes/event  gzip -1  gzip -6  encode ns/ev  decode ns/ev  gzip -1 ns/ev  gzip -6 ns/ev
+ *   JSON objects        316.8     42.2     33.0     2500-3000     2800-3500        950          2500
+ *   binary (this)       116.0     25.2     21.7       340-490       130-180        445          1310
  *
- * gzip makes the two nearly the same size on the wire (the per-row sensor and file id, and
- * JSON's keys, compress away), but JSON costs 11x more to encode on the sensor and 80x more to
- * turn back into RowBinary on the sink; the binary body is inserted without being touched.
- * gzip -1 costs ~6 ns/event to compress (vs ~30 at -6) and ~3 to decompress, for 20% more bytes,
- * so the producer compresses at level 1 (stream/kafka.ts).
+ * (JSON: sensor and file id once per message, one object per event with text addresses and
+ * class names; its decode is JSON.parse plus the RowBinary encoding the insert needs. Binary
+ * encode is EventRowEncoder.add, which the embedded path pays too, plus the split and header;
+ * its decode is the validation below.) Binary is 2.7x smaller raw and 1.5-1.7x smaller after
+ * gzip, 6-8x cheaper to produce and ~20x cheaper to consume. gzip -1 costs a third of gzip -6
+ * for 16% more bytes (25.2 vs 21.7 per event), so the producer compresses at level 1
+ * (stream/kafka.ts); gunzip costs ~160-230 ns/event either way.
  *
  * Validation: decoding checks the header and walks every row of the body (string lengths,
  * enum ranges, the sensor and file id of each row against the header, the row count, no
@@ -42,7 +45,7 @@
  */
 import { NTP_CLASSES } from '../core/event.js'
 import { TeitenError } from '../core/errors.js'
-import type { EventBatch, FileRecord } from '../pipeline/sink.js'
+import { batchToken, type EventBatch, type FileRecord } from '../pipeline/sink.js'
 
 export const MAGIC = Buffer.from([0xe5, 0xae, 0x9a])
 export const FORMAT_VERSION = 1
@@ -60,6 +63,30 @@ const MAX_STRING = 127
  * after a crash): a constant, like BATCH_ROWS.
  */
 export const MAX_PART_BODY_BYTES = 999_000
+
+/**
+ * Parts the sink joins into one insert. Inserts of ~275,000 rows cost the embedded engine a
+ * fraction of 8,600-row ones per row (a part per table and the materialized views per insert),
+ * and holding at most 32 parts (~32 MB) bounds the sink's memory per sensor whatever
+ * BATCH_ROWS is. Part of the dedup identity of what the sink stores: a constant.
+ */
+export const PARTS_PER_INSERT = 32
+
+/** Which insert of its batch a part belongs to, and the parts of that insert. */
+export function insertGroup(part: number, parts: number): { group: number; first: number; count: number } {
+  const group = Math.floor(part / PARTS_PER_INSERT)
+  const first = group * PARTS_PER_INSERT
+  return { group, first, count: Math.min(PARTS_PER_INSERT, parts - first) }
+}
+
+/**
+ * Dedup token of one insert of the sink. A batch that fits one insert gets the token a direct
+ * ingest gives it (pipeline/sink.ts batchToken), so the two paths deduplicate each other; a
+ * larger batch gets one token per group of PARTS_PER_INSERT parts.
+ */
+export function insertToken(fileId: string, batchNo: number, parts: number, group: number): string {
+  return parts <= PARTS_PER_INSERT ? batchToken(fileId, batchNo) : `${batchToken(fileId, batchNo)}:g${group}`
+}
 
 /** A decoded events message. `body` is a view into the message value (no copy). */
 export interface EventsMessage {
@@ -157,7 +184,8 @@ export function splitBody(body: Buffer, maxBodyBytes = MAX_PART_BODY_BYTES): Arr
   let partEnd = 0
   let rows = 0
   walkRows(body, (start, end) => {
-    if (end - start > maxBodyBytes) throw new TeitenError('BAD_PARAMETER', `a row of ${end - start} bytes cannot be split`)
+    if (end - start > maxBodyBytes)
+      throw new TeitenError('BAD_PARAMETER', `a row of ${end - start} bytes cannot be split`)
     if (end - partStart > maxBodyBytes) {
       parts.push({ body: body.subarray(partStart, partEnd), rows })
       partStart = start
@@ -200,14 +228,19 @@ export function encodeEventsMessage(m: Omit<EventsMessage, 'kind'>): Buffer {
 
 /**
  * The messages of one batch, in order: part i of n, each within the broker's default limit.
- * The sink joins them back into the batch and stores it with the batch's token
- * (pipeline/sink.ts batchToken), the same as a direct ingest.
+ * The sink joins them back (insertGroup) and stores each group with its insertToken.
  */
-export function encodeBatch(batch: EventBatch, maxBodyBytes = MAX_PART_BODY_BYTES): Array<{ value: Buffer; rows: number }> {
+export function encodeBatch(
+  batch: EventBatch,
+  maxBodyBytes = MAX_PART_BODY_BYTES,
+): Array<{ value: Buffer; rows: number }> {
   const split = splitBody(batch.body, maxBodyBytes)
   const counted = split.reduce((n, p) => n + p.rows, 0)
   if (counted !== batch.rows) {
-    throw new TeitenError('BAD_PARAMETER', `batch ${batch.batchNo} of ${batch.fileId} claims ${batch.rows} rows, has ${counted}`)
+    throw new TeitenError(
+      'BAD_PARAMETER',
+      `batch ${batch.batchNo} of ${batch.fileId} claims ${batch.rows} rows, has ${counted}`,
+    )
   }
   if (split.length > 0xffff) throw new TeitenError('BAD_PARAMETER', 'batch too large to split')
   return split.map((p, part) => ({
@@ -277,7 +310,8 @@ function decodeFileRecord(json: Buffer): FileRecord {
 /** Decodes and validates a message value; throws KAFKA_BAD_MESSAGE for anything else. */
 export function decodeMessage(value: Buffer | null | undefined): DecodedMessage {
   if (!value || value.length < 6) throw bad(`message too short (${value?.length ?? 0} bytes)`)
-  if (value[0] !== MAGIC[0] || value[1] !== MAGIC[1] || value[2] !== MAGIC[2]) throw bad('not a teiten message (bad magic)')
+  if (value[0] !== MAGIC[0] || value[1] !== MAGIC[1] || value[2] !== MAGIC[2])
+    throw bad('not a teiten message (bad magic)')
   if (value[3] !== FORMAT_VERSION) throw bad(`unsupported message format version ${value[3]}`)
   if (value[5] !== 0) throw bad(`unknown flags ${value[5]}`)
   const kind = value[4]

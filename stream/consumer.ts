@@ -2,29 +2,30 @@
  * The storage worker (`teiten sink`): consumes the events topic into ClickHouse.
  *
  * Exactly-once in effect, from at-least-once delivery plus idempotent inserts:
- * - the sink reassembles each batch from its messages (parts 0..n-1, stream/codec.ts) and
- *   inserts the whole batch at once with the batch's deterministic token
- *   `teiten:<fileId>:<batchNo>` — the very token a direct `teiten ingest` gives it. ClickHouse
- *   drops a block whose token it has seen (materialized views included), so a batch stored
- *   twice — redelivered after a crash or a rebalance, published twice by a sensor, or also
- *   ingested directly into the same store — counts once;
- * - a batch is inserted only when complete: the parts of a producer that died mid-batch are
+ * - the sink joins each batch's messages (parts 0..n-1, stream/codec.ts) in fixed groups of
+ *   PARTS_PER_INSERT parts and inserts each group at once with its deterministic token
+ *   (codec insertToken): `teiten:<fileId>:<batchNo>` for a batch of one group — the very token
+ *   a direct `teiten ingest` gives it — else with `:g<group>` appended. ClickHouse drops a
+ *   block whose token it has seen (materialized views included), so a group stored twice —
+ *   redelivered after a crash or a rebalance, published twice by a sensor — counts once;
+ * - a group is inserted only when complete: the parts of a producer that died mid-group are
  *   never stored on their own (its re-run publishes the batch again, whole);
  * - offsets are committed only below the first message not yet stored: below every open
- *   (incomplete) batch's first part, and below the message in hand. A crash loses nothing:
- *   the sink re-reads from the last commit, rebuilds the open batches, and the tokens absorb
+ *   (incomplete) group's first part, and below the message in hand. A crash loses nothing:
+ *   the sink re-reads from the last commit, rebuilds the open groups, and the tokens absorb
  *   whatever is inserted again.
  *
- * Why whole batches and not one insert per message: a message is under 1 MB (~8,600 events),
- * a batch 65,536 events; ClickHouse pays a fixed cost per insert (a part per table, the three
- * materialized views, merges later), so per-message inserts ran the embedded store at ~280k
- * events/s against ~600k for whole batches (bench/kafka.ts), and on a server would make 8x
- * the parts.
+ * Why groups of parts and not one insert per message: a message is under 1 MB (~8,600 events),
+ * a group up to ~275,000; ClickHouse pays a fixed cost per insert (a part per table, the three
+ * materialized views, merges later): on the embedded store 8,000-row inserts ran at ~280k
+ * events/s against ~600k for 65,536-row ones, and the sink alone went from 90-157k to ~290k
+ * events/s (bench/kafka.ts); on a server, per-message inserts would make 8-30x the parts.
  *
- * Memory: the fetch in hand (maxBytes) plus the open batches — at most one per producer
- * session publishing into the partition at that point of the log, whatever the lag, since a
- * sensor sends a batch's parts back to back. ClickHouse down: the batch in hand is retried
- * with capped exponential backoff and jitter, forever while the worker runs; the consumer
+ * Memory: the fetch in hand (maxBytes) plus the open groups — at most one per producer session
+ * publishing into the partition at that point of the log, whatever the lag, since a sensor
+ * sends a batch's parts back to back; a group is at most PARTS_PER_INSERT x 1 MB.
+ *
+ * ClickHouse down: the group in hand is retried with capped exponential backoff and jitter, forever while the worker runs; the consumer
  * neither commits past it nor fetches further (the kafkajs fetch loop waits for the handler),
  * so the lag grows in Kafka, not in memory. A message that cannot be decoded is parked: copied
  * to the dead-letter topic (or, without one, logged and counted), then committed past, so it
@@ -37,14 +38,14 @@ import type { Metrics } from '../core/metrics.js'
 import { recordFile } from '../store/ledger.js'
 import { EVENT_STRUCTURE } from '../store/schema.js'
 import type { Store } from '../store/store.js'
-import { batchToken } from '../pipeline/sink.js'
-import { decodeMessage, type EventsMessage } from './codec.js'
+import { decodeMessage, type EventsMessage, insertGroup, insertToken } from './codec.js'
 import type {
   BatchControl,
   ConsumerOptions,
   IncomingBatch,
   IncomingMessage,
   KafkaAdmin,
+  KafkaConsumer,
   KafkaProducer,
   KafkaTransport,
 } from './kafka.js'
@@ -103,6 +104,10 @@ export interface SinkWorkerOptions {
    * 10 minutes: far beyond kafkajs' own retries of a send.
    */
   abandonAfterMs?: number
+  /** How long start-up (connect, topics, join) is retried before the sink gives up. Default 2 min. */
+  startupTimeoutMs?: number
+  /** A member with no partitions this long is replaced by a new consumer. Default 30 s or 2 sessions. */
+  joinTimeoutMs?: number
   /** Called with this member's partitions after each join (empty while rebalancing). */
   onAssignment?: (partitions: number[]) => void
   now?: () => number
@@ -122,9 +127,11 @@ export interface SinkSummary {
   /** Incomplete batches given up (abandonAfterMs). */
   abandoned: number
   storeRetries: number
+  /** Consumers replaced because kafkajs gave up or a member stayed without partitions. */
+  consumerRestarts: number
   /** Most bytes of message values held at once: the fetch in hand and the open batches. */
   maxBufferedBytes: number
-  stoppedBy: 'signal' | 'idle' | 'fatal'
+  stoppedBy: 'signal' | 'idle'
 }
 
 interface SinkExtraMetrics {
@@ -166,10 +173,15 @@ function sinkMetrics(metrics: Metrics): SinkExtraMetrics {
 
 class Stopped extends Error {}
 
+/** Parts of one insert group (codec insertGroup) received so far. */
 interface OpenBatch {
   fileId: string
   batchNo: number
   parts: number
+  /** Index of the group's first part, and how many parts it has. */
+  first: number
+  count: number
+  token: string
   bodies: Buffer[]
   rows: number
   bytes: number
@@ -215,6 +227,7 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
     ignored: 0,
     abandoned: 0,
     storeRetries: 0,
+    consumerRestarts: 0,
     maxBufferedBytes: 0,
     stoppedBy: 'signal',
   }
@@ -244,27 +257,52 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
   const stopping = new AbortController()
 
   const admin: KafkaAdmin = transport.admin()
-  await admin.connect()
   let dlq: KafkaProducer | undefined
+  /**
+   * Start-up steps are retried for a while: a broker restarting just then (topic creation
+   * answered by a broker still electing leaders) is not a reason to give up.
+   */
+  const startupDeadline = now() + (options.startupTimeoutMs ?? 120_000)
+  const withStartupRetries = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn()
+      } catch (err) {
+        if (now() > startupDeadline || options.signal?.aborted)
+          throw isTeitenError(err) ? err : wrapError(err, 'KAFKA_UNAVAILABLE')
+        const delayMs = Math.round(backoffDelay(attempt, { initialMs: 1000, maxMs: 15_000 }, random))
+        log.warn({ attempt, delayMs, error: (err as Error).message }, `${what} failed: retrying`)
+        await new Promise((r) => setTimeout(r, delayMs))
+      }
+    }
+  }
   try {
-    if (await admin.ensureTopic(topic, options.partitions ?? DEFAULT_PARTITIONS)) log.info({}, 'topic created')
+    await withStartupRetries('connecting to Kafka', () => admin.connect())
+    const created = await withStartupRetries('creating the topic', () =>
+      admin.ensureTopic(topic, options.partitions ?? DEFAULT_PARTITIONS),
+    )
+    if (created) log.info({}, 'topic created')
     if (dlqTopic) {
-      await admin.ensureTopic(dlqTopic, 1)
-      dlq = transport.producer()
-      await dlq.connect()
+      await withStartupRetries('creating the dead-letter topic', () => admin.ensureTopic(dlqTopic, 1))
+      const producer = transport.producer()
+      await withStartupRetries('connecting the dead-letter producer', () => producer.connect())
+      dlq = producer
     }
   } catch (err) {
     await admin.disconnect().catch(() => {})
     throw err
   }
 
-  const consumer = transport.consumer({
+  const consumerOptions: ConsumerOptions = {
     groupId: group,
     ...DEFAULT_FETCH,
     sessionTimeout: DEFAULT_SESSION_TIMEOUT_MS,
     heartbeatInterval: DEFAULT_SESSION_TIMEOUT_MS / 5,
     ...Object.fromEntries(Object.entries(options.consumer ?? {}).filter(([, v]) => v !== undefined)),
-  })
+  }
+  /** A member without partitions this long is stuck (kafkajs after a coordinator move): replaced. */
+  const joinTimeoutMs = options.joinTimeoutMs ?? Math.max(30_000, 2 * (consumerOptions.sessionTimeout ?? 0))
+  let consumer!: KafkaConsumer
 
   /** Sleeps in slices, heartbeating so the group keeps this member; ends early on stop. */
   const pause = async (ms: number, control: BatchControl) => {
@@ -289,7 +327,12 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
   }
 
   /** Runs `work` until it succeeds; throws Stopped when the worker stops or loses the partition. */
-  const untilDone = async (what: string, control: BatchControl, context: Record<string, unknown>, work: () => Promise<void>) => {
+  const untilDone = async (
+    what: string,
+    control: BatchControl,
+    context: Record<string, unknown>,
+    work: () => Promise<void>,
+  ) => {
     for (let attempt = 1; ; attempt++) {
       try {
         await work()
@@ -334,14 +377,12 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
   }
 
   const insertBatch = async (
-    fileId: string,
-    batchNo: number,
+    token: string,
     rows: number,
     body: Buffer,
     control: BatchControl,
     where: Record<string, unknown>,
   ) => {
-    const token = batchToken(fileId, batchNo)
     const t0 = now()
     await untilDone('insert', control, { ...where, token, rows }, () =>
       store.insertRowBinary('events', EVENT_STRUCTURE, body, token),
@@ -361,23 +402,43 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
   }
 
   /** Adds a part to its batch; inserts the batch once its last part is in. */
-  const handleEvents = async (st: PartitionState, offset: number, m: EventsMessage, control: BatchControl, where: Record<string, unknown>) => {
+  const handleEvents = async (
+    st: PartitionState,
+    offset: number,
+    m: EventsMessage,
+    control: BatchControl,
+    where: Record<string, unknown>,
+  ) => {
     summary.messages++
-    if (m.parts === 1) {
-      await insertBatch(m.fileId, m.batchNo, m.rows, m.body, control, where)
+    const { group, first, count } = insertGroup(m.part, m.parts)
+    const token = insertToken(m.fileId, m.batchNo, m.parts, group)
+    if (count === 1) {
+      await insertBatch(token, m.rows, m.body, control, where)
       return
     }
-    const key = `${m.fileId}:${m.batchNo}`
+    const key = `${m.fileId}:${m.batchNo}:${group}`
     let b = st.open.get(key)
-    if (m.part === 0) {
-      // A first part while the batch is open: a new run of the sensor started it over (the old
+    if (m.part === first) {
+      // A first part while the group is open: a new run of the sensor started it over (the old
       // one died mid-batch). Parts are deterministic, so either copy's later parts fit.
       if (b) dropOpen(st, key)
-      b = { fileId: m.fileId, batchNo: m.batchNo, parts: m.parts, bodies: [], rows: 0, bytes: 0, firstOffset: offset, touchedAt: now() }
+      b = {
+        fileId: m.fileId,
+        batchNo: m.batchNo,
+        parts: m.parts,
+        count,
+        first,
+        token,
+        bodies: [],
+        rows: 0,
+        bytes: 0,
+        firstOffset: offset,
+        touchedAt: now(),
+      }
       st.open.set(key, b)
-    } else if (!b || b.parts !== m.parts || b.bodies.length !== m.part) {
+    } else if (!b || b.parts !== m.parts || b.bodies.length !== m.part - first) {
       // A copy of a part already in (a second run interleaved, a re-sent message), or a part of
-      // a batch already stored: the batch is stored from the other copy.
+      // a group already stored: the group is stored from the other copy.
       summary.ignored++
       return
     }
@@ -386,9 +447,9 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
     b.bytes += m.body.length
     b.touchedAt = now()
     st.heldBytes += m.body.length
-    if (b.bodies.length < b.parts) return
+    if (b.bodies.length < b.count) return
     // Still open while it is inserted: a commit meanwhile stays below its first part.
-    await insertBatch(b.fileId, b.batchNo, b.rows, Buffer.concat(b.bodies), control, { ...where, parts: b.parts })
+    await insertBatch(b.token, b.rows, Buffer.concat(b.bodies), control, { ...where, parts: b.count })
     dropOpen(st, key)
   }
 
@@ -419,7 +480,14 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
       dropped = true
       summary.abandoned++
       log.warn(
-        { partition, fileId: b.fileId, batchNo: b.batchNo, partsIn: b.bodies.length, parts: b.parts, firstOffset: b.firstOffset },
+        {
+          partition,
+          fileId: b.fileId,
+          batchNo: b.batchNo,
+          partsIn: b.bodies.length,
+          parts: b.parts,
+          firstOffset: b.firstOffset,
+        },
         'incomplete batch given up: its sensor stopped mid-batch (a re-run of the sensor publishes it again)',
       )
     }
@@ -483,22 +551,95 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
   // Lag and idleness, read from the broker: committed offsets against high watermarks of the
   // partitions this member owns.
   let assignment: Map<string, number[]> | null = null
+  /** Since when this member has had no assignment (started, or rebalancing). */
+  let unassignedSince = now()
   let lagTotal = -1
   let idleSince: number | undefined
-  let fatal: Error | undefined
   let lagTimer: NodeJS.Timeout | undefined
   let reportTimer: NodeJS.Timeout | undefined
   const reported = new Set<number>()
-  consumer.onAssignment((a) => {
-    assignment = a
+  /** Events of replaced consumers are ignored. */
+  let generation = 0
+  let restarting = false
+
+  const quietDisconnect = async (c: KafkaConsumer) => {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      // kafkajs can wait forever on a member that lost its coordinator.
+      await Promise.race([c.disconnect(), new Promise((r) => (timer = setTimeout(r, 10_000)))])
+    } catch (err) {
+      log.warn({ error: (err as Error).message }, 'consumer disconnect failed')
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  const startConsumer = async () => {
+    const gen = ++generation
+    const c = transport.consumer(consumerOptions)
+    consumer = c
+    assignment = null
+    unassignedSince = now()
+    c.onAssignment((a) => {
+      if (gen !== generation) return
+      assignment = a
+      idleSince = undefined
+      if (!a) unassignedSince = now()
+      // After a join kafkajs fetches from the committed offsets: open batches are rebuilt.
+      partitions.clear()
+      inHand = 0
+      noteBuffered()
+      if (a) log.info({ partitions: a.get(topic) ?? [] }, 'partitions assigned')
+      options.onAssignment?.(a?.get(topic) ?? [])
+    })
+    c.onFatal((err) => {
+      if (gen !== generation) return
+      log.error({ error: err.message }, 'the Kafka consumer gave up: starting a new one')
+      void restartConsumer()
+    })
+    try {
+      await c.connect()
+      await c.subscribe(topic, true)
+      await c.run(handler)
+    } catch (err) {
+      await quietDisconnect(c)
+      throw isTeitenError(err) ? err : wrapError(err, 'KAFKA_UNAVAILABLE')
+    }
+  }
+
+  /** Replaces a consumer kafkajs gave up on or that is stuck; state is rebuilt from the commits. */
+  const restartConsumer = async () => {
+    if (restarting || stopping.signal.aborted) return
+    restarting = true
+    summary.consumerRestarts++
+    const old = consumer
+    generation++
+    assignment = null
     idleSince = undefined
-    // After a join kafkajs fetches from the committed offsets: open batches are rebuilt.
     partitions.clear()
-    inHand = 0
-    noteBuffered()
-    if (a) log.info({ partitions: a.get(topic) ?? [] }, 'partitions assigned')
-    options.onAssignment?.(a?.get(topic) ?? [])
-  })
+    await quietDisconnect(old)
+    for (let attempt = 1; !stopping.signal.aborted; attempt++) {
+      try {
+        await startConsumer()
+        break
+      } catch (err) {
+        const delayMs = Math.round(backoffDelay(attempt, { initialMs: 1000, maxMs: 30_000 }, random))
+        log.warn({ attempt, delayMs, error: (err as Error).message }, 'cannot start a Kafka consumer: retrying')
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, delayMs)
+          stopping.signal.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(t)
+              r()
+            },
+            { once: true },
+          )
+        })
+      }
+    }
+    restarting = false
+  }
 
   let resolveDone!: () => void
   const done = new Promise<void>((r) => {
@@ -510,32 +651,31 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
     stopping.abort()
     clearTimeout(lagTimer)
     clearInterval(reportTimer)
-    try {
-      await consumer.disconnect()
-    } catch (err) {
-      log.warn({ error: (err as Error).message }, 'consumer disconnect failed')
-    }
+    await quietDisconnect(consumer)
     resolveDone()
   }
-  consumer.onFatal((err) => {
-    fatal = err
-    log.error({ error: err.message }, 'consumer stopped for good')
-    void stop('fatal')
-  })
 
   const pollLag = async () => {
     if (stopping.signal.aborted) return
     try {
+      if (!assignment && !restarting && now() - unassignedSince > joinTimeoutMs) {
+        log.warn(
+          { ms: Math.round(now() - unassignedSince) },
+          'no partitions assigned for too long: starting a new Kafka consumer',
+        )
+        void restartConsumer()
+      }
       const owned = assignment?.get(topic)
       for (const [partition, st] of partitions) {
-        if (st.active || !abandonStale(partition, st)) continue
-        // No handler runs on this partition (no new messages): commit the new point here.
+        if (st.active) continue
+        if (abandonStale(partition, st)) noteBuffered()
+        // No handler runs on this partition (no new messages): a commit that failed, or the
+        // point an abandoned batch held back, is committed here.
         const offset = commitPoint(st)
         if (offset >= 0 && offset !== st.committed) {
           await consumer.commit([{ topic, partition, offset: String(offset) }])
           st.committed = offset
         }
-        noteBuffered()
       }
       if (assignment && owned) {
         const [ends, committed] = await Promise.all([admin.topicOffsets(topic), admin.groupOffsets(group, topic)])
@@ -563,7 +703,11 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
         lagTotal = 0
         idleSince ??= now()
       } else idleSince = undefined
-      if (options.exitWhenIdleMs !== undefined && idleSince !== undefined && now() - idleSince >= options.exitWhenIdleMs) {
+      if (
+        options.exitWhenIdleMs !== undefined &&
+        idleSince !== undefined &&
+        now() - idleSince >= options.exitWhenIdleMs
+      ) {
         log.info({ idleMs: Math.round(now() - idleSince) }, 'caught up: exiting')
         void stop('idle')
         return
@@ -600,14 +744,11 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
   }
 
   try {
-    await consumer.connect()
-    await consumer.subscribe(topic, true)
-    await consumer.run(handler)
+    await withStartupRetries('starting the consumer', startConsumer)
   } catch (err) {
-    await consumer.disconnect().catch(() => {})
     await dlq?.disconnect().catch(() => {})
     await admin.disconnect().catch(() => {})
-    throw isTeitenError(err) ? err : wrapError(err, 'KAFKA_UNAVAILABLE')
+    throw err
   }
   log.info({ deadLetterTopic: dlqTopic, exitWhenIdleMs: options.exitWhenIdleMs }, 'consuming')
   const onAbort = () => void stop('signal')
@@ -622,7 +763,6 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
   report()
   await dlq?.disconnect().catch(() => {})
   await admin.disconnect().catch(() => {})
-  if (fatal) throw wrapError(fatal, 'KAFKA_UNAVAILABLE')
   log.info({ ...summary }, 'sink stopped')
   return summary
 }

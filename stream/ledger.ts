@@ -31,7 +31,12 @@ export class LocalLedger {
       text = readFileSync(ledger.path, 'utf8')
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new TeitenError('CAPTURE_READ_FAILED', `cannot read ${ledger.path}`, { file: ledger.path }, { cause: err })
+        throw new TeitenError(
+          'CAPTURE_READ_FAILED',
+          `cannot read ${ledger.path}`,
+          { file: ledger.path },
+          { cause: err },
+        )
       }
     }
     let lineNo = 0
@@ -40,7 +45,8 @@ export class LocalLedger {
       if (line.trim() === '') continue
       try {
         const entry = JSON.parse(line) as LocalLedgerEntry
-        if (typeof entry.fileId === 'string' && typeof entry.topic === 'string') ledger.byKey.set(key(entry.topic, entry.fileId), entry)
+        if (typeof entry.fileId === 'string' && typeof entry.topic === 'string')
+          ledger.byKey.set(key(entry.topic, entry.fileId), entry)
       } catch {
         // A line cut short by a crash: that file is published again (deduplicated downstream).
         logger.warn({ file: ledger.path, line: lineNo }, 'unreadable line in the local Kafka ledger: ignored')

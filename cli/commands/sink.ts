@@ -8,7 +8,10 @@ import { addCommonOptions, addStoreOptions, contextFrom, openStoreFor } from '..
 function wholeNumber(value: unknown, flag: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (value === undefined) return undefined
   if (!/^\d{1,15}$/.test(String(value)) || Number(value) > max) {
-    throw new TeitenError('USAGE', `${flag} must be a whole number${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}`)
+    throw new TeitenError(
+      'USAGE',
+      `${flag} must be a whole number${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}`,
+    )
   }
   return Number(value)
 }
@@ -45,8 +48,10 @@ export function registerSink(program: Command): void {
       metricsPort: wholeNumber(opts.metricsPort, '--metrics-port', 65535),
     })
     const { brokers, topic, group, clientId } = ctx.config.kafka
-    if (!brokers?.length) throw new TeitenError('USAGE', 'teiten sink needs --kafka host:port (or TEITEN_KAFKA_BROKERS)')
-    const deadLetterTopic = opts.deadLetter === false ? null : ((opts.deadLetterTopic as string | undefined) ?? `${topic}.dlq`)
+    if (!brokers?.length)
+      throw new TeitenError('USAGE', 'teiten sink needs --kafka host:port (or TEITEN_KAFKA_BROKERS)')
+    const deadLetterTopic =
+      opts.deadLetter === false ? null : ((opts.deadLetterTopic as string | undefined) ?? `${topic}.dlq`)
 
     // Signals before the store is open must not leave a half-opened directory behind.
     const controller = new AbortController()
@@ -73,7 +78,10 @@ export function registerSink(program: Command): void {
           signal: controller.signal,
           deadLetterTopic,
           reportIntervalMs,
-          consumer: { sessionTimeout, heartbeatInterval: Math.max(100, Math.floor((sessionTimeout ?? DEFAULT_SESSION_TIMEOUT_MS) / 5)) },
+          consumer: {
+            sessionTimeout,
+            heartbeatInterval: Math.max(100, Math.floor((sessionTimeout ?? DEFAULT_SESSION_TIMEOUT_MS) / 5)),
+          },
         })
         process.stderr.write(
           `teiten sink: stored ${summary.rows} events from ${summary.messages} messages, ${summary.files} file records` +
@@ -86,6 +94,9 @@ export function registerSink(program: Command): void {
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
       await server?.close()
+      // kafkajs can leave a socket or a timer behind after a broker restart; everything is
+      // stored and committed by now, so the process must not linger (with main's exit code).
+      setTimeout(() => process.exit(), 5000).unref()
     }
   })
 }

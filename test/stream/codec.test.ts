@@ -6,13 +6,16 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isTeitenError } from '../../core/errors.js'
-import type { EventBatch, FileRecord } from '../../pipeline/sink.js'
+import { batchToken, type EventBatch, type FileRecord } from '../../pipeline/sink.js'
 import {
   decodeMessage,
   encodeBatch,
   encodeEventsMessage,
   encodeFileMessage,
+  insertGroup,
+  insertToken,
   MAX_PART_BODY_BYTES,
+  PARTS_PER_INSERT,
   splitBody,
   walkRows,
 } from '../../stream/codec.js'
@@ -44,7 +47,8 @@ function rejects(value: Buffer | null, pattern?: RegExp): void {
 
 describe('message format', () => {
   it('splits a full batch into parts under 1 MB, in order, and decodes them back to the same rows', () => {
-    expect(big.rows).toBe(65_536)
+    // A whole file of ~90,000 events: one batch, ~10 MB.
+    expect(big.rows).toBeGreaterThan(60_000)
     const msgs = encodeBatch(big)
     expect(msgs.length).toBeGreaterThan(1)
     for (const m of msgs) expect(m.value.length).toBeLessThanOrEqual(1_000_000)
@@ -52,7 +56,13 @@ describe('message format', () => {
     msgs.forEach((m, i) => {
       const d = decodeMessage(m.value)
       if (d.kind !== 'events') throw new Error('expected events')
-      expect(d).toMatchObject({ sensor: big.sensor, fileId: big.fileId, batchNo: big.batchNo, part: i, parts: msgs.length })
+      expect(d).toMatchObject({
+        sensor: big.sensor,
+        fileId: big.fileId,
+        batchNo: big.batchNo,
+        part: i,
+        parts: msgs.length,
+      })
       expect(d.rows).toBe(m.rows)
       bodies.push(d.body)
     })
@@ -105,7 +115,12 @@ describe('message format', () => {
       const d = decodeMessage(encodeFileMessage(r))
       expect(d).toEqual({ kind: 'file', record: r })
     }
-    const failed: FileRecord = { ...expected.records[0]!, status: 'failed', error: 'x: bad [CAPTURE_TRUNCATED]', firstTs: null }
+    const failed: FileRecord = {
+      ...expected.records[0]!,
+      status: 'failed',
+      error: 'x: bad [CAPTURE_TRUNCATED]',
+      firstTs: null,
+    }
     expect(decodeMessage(encodeFileMessage(failed))).toEqual({ kind: 'file', record: failed })
   })
 })
@@ -118,7 +133,15 @@ describe('bad messages are rejected with KAFKA_BAD_MESSAGE', () => {
   }
   const valid = () => {
     const { b, part } = small()
-    return encodeEventsMessage({ sensor: b.sensor, fileId: b.fileId, batchNo: 0, part: 0, parts: 1, rows: part.rows, body: part.body })
+    return encodeEventsMessage({
+      sensor: b.sensor,
+      fileId: b.fileId,
+      batchNo: 0,
+      part: 0,
+      parts: 1,
+      rows: part.rows,
+      body: part.body,
+    })
   }
   const headerLength = (v: Buffer) => 22 + 1 + v[22]! + 1 + v[23 + v[22]!]!
 
@@ -178,12 +201,21 @@ describe('bad messages are rejected with KAFKA_BAD_MESSAGE', () => {
     lastRow[lastRow.length - 9] ^= 0x01
     rejects(lastRow, /file id differs/)
     const body = Buffer.from(v.subarray(h))
-    const cut = encodeEventsMessage({ sensor: 'x', fileId: 'ab', batchNo: 0, part: 0, parts: 1, rows: 1, body: body.subarray(0, 30) })
+    const cut = encodeEventsMessage({
+      sensor: 'x',
+      fileId: 'ab',
+      batchNo: 0,
+      part: 0,
+      parts: 1,
+      rows: 1,
+      body: body.subarray(0, 30),
+    })
     rejects(cut)
   })
 
   it('file records that are not records', () => {
-    const enc = (json: string) => Buffer.concat([encodeFileMessage(expected.records[0]!).subarray(0, 6), Buffer.from(json)])
+    const enc = (json: string) =>
+      Buffer.concat([encodeFileMessage(expected.records[0]!).subarray(0, 6), Buffer.from(json)])
     rejects(enc('not json'), /not JSON/)
     rejects(enc('[]'), /not an object/)
     const { kept: _k, ...missing } = expected.records[0]!
@@ -213,6 +245,18 @@ describe('bad messages are rejected with KAFKA_BAD_MESSAGE', () => {
       ),
       { numRuns: 3000, seed: 7 },
     )
+  })
+})
+
+describe('insert groups', () => {
+  it('joins parts in fixed groups of PARTS_PER_INSERT; a one-group batch keeps the direct-ingest token', () => {
+    expect(PARTS_PER_INSERT).toBe(32)
+    expect(insertGroup(0, 61)).toEqual({ group: 0, first: 0, count: 32 })
+    expect(insertGroup(31, 61)).toEqual({ group: 0, first: 0, count: 32 })
+    expect(insertGroup(40, 61)).toEqual({ group: 1, first: 32, count: 29 })
+    expect(insertGroup(3, 5)).toEqual({ group: 0, first: 0, count: 5 })
+    expect(insertToken('ab12', 3, 32, 0)).toBe(batchToken('ab12', 3))
+    expect(insertToken('ab12', 3, 33, 1)).toBe('teiten:ab12:3:g1')
   })
 })
 

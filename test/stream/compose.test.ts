@@ -71,7 +71,7 @@ describe('docker-compose.yml', () => {
 
   it('keeps state in named volumes and mounts the files it names', () => {
     expect(Object.keys(compose.volumes).sort()).toEqual(
-      ['clickhouse-data', 'clickhouse-logs', 'grafana-data', 'kafka-data'].sort(),
+      ['clickhouse-data', 'clickhouse-logs', 'grafana-data', 'kafka-data', 'teiten-sensor-state'].sort(),
     )
     for (const s of Object.values(services)) {
       for (const v of s.volumes ?? []) {

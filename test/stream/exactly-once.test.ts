@@ -22,6 +22,7 @@ import {
   teitenOk,
   uniqueName,
   waitFor,
+  within,
 } from './stream-helper.js'
 
 const murmur2 = createRequire(import.meta.url)('kafkajs/src/producer/partitioners/default/murmur2.js') as (
@@ -91,11 +92,32 @@ describe('exactly once, with the CLI processes', () => {
     const topic = uniqueName('eo-kill')
     const group = uniqueName('eo-kill')
     const sinkDir = join(dir.path, 'sink-kill')
-    await teitenOk(['ingest', corpus.dir, '--kafka', brokers, '--topic', topic, '--data', join(dir.path, 'sensor-kill'), '--no-progress'])
+    await teitenOk([
+      'ingest',
+      corpus.dir,
+      '--kafka',
+      brokers,
+      '--topic',
+      topic,
+      '--data',
+      join(dir.path, 'sensor-kill'),
+      '--no-progress',
+    ])
     const transport = kafkajsTransport({ brokers: k.brokers, clientId: 'eo-test', logger: silentLogger })
 
     // A short session: the restarted sink gets the dead one's partitions after 6 s, not 15.
-    const common = ['--kafka', brokers, '--topic', topic, '--group', group, '--data', sinkDir, '--session-timeout', '6000']
+    const common = [
+      '--kafka',
+      brokers,
+      '--topic',
+      topic,
+      '--group',
+      group,
+      '--data',
+      sinkDir,
+      '--session-timeout',
+      '6000',
+    ]
     const first = teiten(['sink', ...common])
     const atKill = await waitFor('a first commit', async () => {
       const o = await committedAndEnd(transport, topic, group)
@@ -124,8 +146,30 @@ describe('exactly once, with the CLI processes', () => {
       const sinkDir = join(dir.path, 'sink-restart')
       const sensorDir = join(dir.path, 'sensor-restart')
       const transport = kafkajsTransport({ brokers: pk.brokers, clientId: 'eo-test', logger: silentLogger })
-      const sink = teiten(['sink', '--kafka', brokers, '--topic', topic, '--group', group, '--data', sinkDir, '--exit-when-idle', '3000'])
-      const sensor = teiten(['ingest', corpus.dir, '--kafka', brokers, '--topic', topic, '--data', sensorDir, '--no-progress'])
+      const sink = teiten([
+        'sink',
+        '--kafka',
+        brokers,
+        '--topic',
+        topic,
+        '--group',
+        group,
+        '--data',
+        sinkDir,
+        '--exit-when-idle',
+        '3000',
+      ])
+      const sensor = teiten([
+        'ingest',
+        corpus.dir,
+        '--kafka',
+        brokers,
+        '--topic',
+        topic,
+        '--data',
+        sensorDir,
+        '--no-progress',
+      ])
       // Restart once the sensor has published some messages but not all of them.
       await waitFor('the first published messages', async () => {
         const o = await committedAndEnd(transport, topic, group).catch(() => undefined)
@@ -136,12 +180,28 @@ describe('exactly once, with the CLI processes', () => {
       if (produced.code !== 0) {
         // The operator's answer to a sensor that gave up: run it again (the ledger did not
         // claim the unfinished files; the sinks absorb what is published twice).
-        console.log(`sensor exited ${produced.code} across the restart; running it again:\n${produced.stderr.slice(-800)}`)
-        produced = await teiten(['ingest', corpus.dir, '--kafka', brokers, '--topic', topic, '--data', sensorDir, '--no-progress']).done
+        console.log(
+          `sensor exited ${produced.code} across the restart; running it again:\n${produced.stderr.slice(-800)}`,
+        )
+        produced = await teiten([
+          'ingest',
+          corpus.dir,
+          '--kafka',
+          brokers,
+          '--topic',
+          topic,
+          '--data',
+          sensorDir,
+          '--no-progress',
+        ]).done
       }
       expect(produced.code, produced.stderr).toBe(0)
-      const stored = await sink.done
-      expect(stored.code, stored.stderr).toBe(0)
+      const stored = await within(sink, 150_000)
+      const notable = stored.stderr
+        .split('\n')
+        .filter((l) => !l.includes('"level":30') || /assigned|exiting|stopped|crash/i.test(l))
+        .join('\n')
+      expect(stored.code, notable.slice(-6000)).toBe(0)
       const after = await committedAndEnd(transport, topic, group)
       expect(after.committed).toBe(after.end)
       expect(await fingerprint(sinkDir)).toEqual(baseline)
@@ -156,13 +216,30 @@ describe('exactly once, with the CLI processes', () => {
     const group = uniqueName('eo-scale')
     const sinkDir = join(dir.path, 'sink-scale')
     const transport = kafkajsTransport({ brokers: k.brokers, clientId: 'eo-test', logger: silentLogger })
-    const args = ['sink', '--kafka', brokers, '--topic', topic, '--group', group, '--data', sinkDir, '--log-level', 'info']
+    const args = [
+      'sink',
+      '--kafka',
+      brokers,
+      '--topic',
+      topic,
+      '--group',
+      group,
+      '--data',
+      sinkDir,
+      '--log-level',
+      'info',
+    ]
     const holder = teiten(args)
     // The holder owns the embedded directory before the second sink opens it (and delegates).
-    await waitFor('the first sink to hold the store', async () => (/partitions assigned/.test(holder.stderr()) ? true : undefined))
+    await waitFor('the first sink to hold the store', async () =>
+      /partitions assigned/.test(holder.stderr()) ? true : undefined,
+    )
     const delegate = teiten(args)
     const assigned = (run: ReturnType<typeof teiten>) => {
-      const lines = run.stderr().split('\n').filter((l) => l.includes('"partitions assigned"'))
+      const lines = run
+        .stderr()
+        .split('\n')
+        .filter((l) => l.includes('"partitions assigned"'))
       const last = lines.at(-1)
       return last ? (JSON.parse(last).partitions as number[]) : []
     }
@@ -174,7 +251,17 @@ describe('exactly once, with the CLI processes', () => {
     expect(delegate.stderr()).toMatch(/working through it/)
 
     const sensors = corpus.sensors.map((s) =>
-      teiten(['ingest', join(corpus.dir, s), '--kafka', brokers, '--topic', topic, '--data', join(dir.path, `sensor-scale-${s}`), '--no-progress']),
+      teiten([
+        'ingest',
+        join(corpus.dir, s),
+        '--kafka',
+        brokers,
+        '--topic',
+        topic,
+        '--data',
+        join(dir.path, `sensor-scale-${s}`),
+        '--no-progress',
+      ]),
     )
     for (const s of sensors) {
       const r = await s.done

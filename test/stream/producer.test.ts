@@ -90,7 +90,11 @@ describe('createKafkaSink', () => {
     await admin.connect()
     expect(await admin.ensureTopic(topic, 8, { 'max.message.bytes': '1048588' })).toBe(true)
     await admin.disconnect()
-    const sink = await createKafkaSink({ config: configFor(topic, join(dir.path, 'order-ledger')), logger: silentLogger, kafka: transport })
+    const sink = await createKafkaSink({
+      config: configFor(topic, join(dir.path, 'order-ledger')),
+      logger: silentLogger,
+      kafka: transport,
+    })
     const summary = await ingestFiles(await expandPaths([c.dir]), { sink, enricher, logger: silentLogger })
     await sink.close()
     expect(summary.filesIngested).toBe(expected.files)
@@ -203,7 +207,11 @@ describe('createKafkaSink', () => {
     const lines = readFileSync(join(ledgerDir, LOCAL_LEDGER_FILE), 'utf8').trim().split('\n')
     expect(lines.map((l) => JSON.parse(l).topic)).toEqual(Array(files.length).fill(topic))
     // Same ledger, another topic: not published there yet.
-    const other = await createKafkaSink({ config: configFor(`${topic}-b`, ledgerDir), logger: silentLogger, kafka: transport })
+    const other = await createKafkaSink({
+      config: configFor(`${topic}-b`, ledgerDir),
+      logger: silentLogger,
+      kafka: transport,
+    })
     const fileId = JSON.parse(lines[0]!).fileId as string
     expect(await other.lookupFile(fileId)).toBeUndefined()
     await other.close()

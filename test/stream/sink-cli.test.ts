@@ -54,17 +54,32 @@ describe('teiten sink (CLI)', () => {
     const c = await makeCorpus(join(dir.path, 'corpus'), { seed: 77, kept: 30_000, prefix: 'cli', days: 1, sensors: 2 })
     const brokers = k.brokers.join(',')
     const topic = uniqueName('sink-cli')
-    await teitenOk(['ingest', c.dir, '--kafka', brokers, '--topic', topic, '--data', join(dir.path, 'sensor'), '--no-progress'])
+    await teitenOk([
+      'ingest',
+      c.dir,
+      '--kafka',
+      brokers,
+      '--topic',
+      topic,
+      '--data',
+      join(dir.path, 'sensor'),
+      '--no-progress',
+    ])
     const metricsPort = await freePort()
-    const sink = teiten(['sink', '--kafka', brokers, '--topic', topic, '--group', uniqueName('g'), '--data', join(dir.path, 'store')], {
-      TEITEN_METRICS_PORT: String(metricsPort),
-    })
+    const sink = teiten(
+      ['sink', '--kafka', brokers, '--topic', topic, '--group', uniqueName('g'), '--data', join(dir.path, 'store')],
+      {
+        TEITEN_METRICS_PORT: String(metricsPort),
+      },
+    )
     const text = await waitFor('all rows in the metrics', async () => {
       const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).catch(() => undefined)
       if (!res?.ok) return undefined
       const body = await res.text()
       const lags = [...body.matchAll(/^teiten_kafka_consumer_lag\{[^}]*\} (\d+)$/gm)].map((m) => Number(m[1]))
-      return lags.length === 8 && lags.every((n) => n === 0) && /teiten_sink_rows_total\{sink="store"\} [1-9]/.test(body)
+      return lags.length === 8 &&
+        lags.every((n) => n === 0) &&
+        /teiten_sink_rows_total\{sink="store"\} [1-9]/.test(body)
         ? body
         : undefined
     })

@@ -18,8 +18,14 @@ import { expandPaths } from '../../pipeline/files.js'
 import { type Enricher, ingestFiles } from '../../pipeline/ingest.js'
 import { openStore } from '../../store/open.js'
 import type { Store } from '../../store/store.js'
-import { batchToken } from '../../pipeline/sink.js'
-import { decodeMessage, encodeBatch, encodeFileMessage } from '../../stream/codec.js'
+import {
+  decodeMessage,
+  encodeBatch,
+  encodeFileMessage,
+  insertGroup,
+  insertToken,
+  PARTS_PER_INSERT,
+} from '../../stream/codec.js'
 import { runSink, type SinkSummary, type SinkWorkerOptions } from '../../stream/consumer.js'
 import type { KafkaConsumer, KafkaProducer, KafkaTransport } from '../../stream/kafka.js'
 import { kafkajsTransport } from '../../stream/kafka.js'
@@ -103,8 +109,11 @@ interface Counts {
 async function counts(sensors: string[]): Promise<Counts> {
   const p = { s: sensors }
   const one = async (sql: string) => (await store.query<Record<string, string>>(sql, p))[0]!
-  const e = await one('SELECT count() AS n, uniqExact(file_id, record) AS d FROM events WHERE sensor IN {s:Array(String)}')
-  const sum = async (t: string) => Number((await one(`SELECT sum(packets) AS p FROM ${t} WHERE sensor IN {s:Array(String)}`)).p)
+  const e = await one(
+    'SELECT count() AS n, uniqExact(file_id, record) AS d FROM events WHERE sensor IN {s:Array(String)}',
+  )
+  const sum = async (t: string) =>
+    Number((await one(`SELECT sum(packets) AS p FROM ${t} WHERE sensor IN {s:Array(String)}`)).p)
   const f = await one('SELECT count() AS n, sum(kept) AS k FROM ingested_files FINAL WHERE sensor IN {s:Array(String)}')
   return {
     events: Number(e.n),
@@ -171,7 +180,9 @@ function commitChecker(inner: KafkaTransport, stored: Set<string>) {
   const identity = (value: Buffer | null): string => {
     try {
       const d = decodeMessage(value)
-      return d.kind === 'file' ? `file:${d.record.fileId}` : batchToken(d.fileId, d.batchNo)
+      return d.kind === 'file'
+        ? `file:${d.record.fileId}`
+        : insertToken(d.fileId, d.batchNo, d.parts, insertGroup(d.part, d.parts).group)
     } catch {
       return 'bad'
     }
@@ -190,7 +201,9 @@ function commitChecker(inner: KafkaTransport, stored: Set<string>) {
             result.commits++
             for (const [o, id] of p) {
               if (o < Number(offset) && id !== 'bad' && !stored.has(id)) {
-                result.violations.push(`partition ${batch.partition}: committed ${offset} past unstored offset ${o} (${id})`)
+                result.violations.push(
+                  `partition ${batch.partition}: committed ${offset} past unstored offset ${o} (${id})`,
+                )
               }
             }
             await control.commit(offset)
@@ -229,7 +242,13 @@ describe('teiten sink (in process, real broker, embedded chDB)', () => {
     expect(published.stats.rows).toBe(expected.rows)
     const metrics = createMetrics({ defaultMetrics: false })
     const summary = await sink(topic, uniqueName('g'), { metrics })
-    expect(summary).toMatchObject({ rows: expected.rows, files: expected.files, parked: 0, storeRetries: 0, stoppedBy: 'idle' })
+    expect(summary).toMatchObject({
+      rows: expected.rows,
+      files: expected.files,
+      parked: 0,
+      storeRetries: 0,
+      stoppedBy: 'idle',
+    })
     await expectExact(c, expected)
     const text = await metrics.registry.metrics()
     expect(text).toMatch(new RegExp(`teiten_sink_rows_total\\{sink="store"\\} ${expected.rows}\\b`))
@@ -329,7 +348,9 @@ describe('teiten sink (in process, real broker, embedded chDB)', () => {
     const summary = await sink(topic, uniqueName('g'), { metrics })
     expect(summary.parked).toBe(4)
     await expectExact(c, expected)
-    expect(await metrics.registry.metrics()).toMatch(/teiten_kafka_messages_parked_total\{reason="KAFKA_BAD_MESSAGE"\} 4/)
+    expect(await metrics.registry.metrics()).toMatch(
+      /teiten_kafka_messages_parked_total\{reason="KAFKA_BAD_MESSAGE"\} 4/,
+    )
 
     const dlq: Array<{ headers: Record<string, string>; value: Buffer | null }> = []
     const consumer = transport.consumer({ groupId: uniqueName('dlq-reader') })
@@ -345,7 +366,9 @@ describe('teiten sink (in process, real broker, embedded chDB)', () => {
     await consumer.disconnect()
     expect(dlq.map((m) => m.headers['teiten-error-code'])).toEqual(Array(4).fill('KAFKA_BAD_MESSAGE'))
     expect(dlq.map((m) => m.headers['teiten-source-topic'])).toEqual(Array(4).fill(topic))
-    expect(dlq.map((m) => m.value?.toString('latin1'))).toEqual([...bad, Buffer.from('trailing garbage')].map((b) => b.toString('latin1')))
+    expect(dlq.map((m) => m.value?.toString('latin1'))).toEqual(
+      [...bad, Buffer.from('trailing garbage')].map((b) => b.toString('latin1')),
+    )
     expect(dlq[1]!.headers['teiten-error']).toMatch(/body is|truncated/)
 
     // Without a dead-letter topic: logged, counted, skipped.
@@ -374,12 +397,18 @@ describe('teiten sink (in process, real broker, embedded chDB)', () => {
       }),
     )
     await waitFor('both sinks to hold partitions', async () =>
-      assigned[0]!.length > 0 && assigned[1]!.length > 0 && assigned[0]!.length + assigned[1]!.length === 8 ? true : undefined,
+      assigned[0]!.length > 0 && assigned[1]!.length > 0 && assigned[0]!.length + assigned[1]!.length === 8
+        ? true
+        : undefined,
     )
     expect(new Set([...assigned[0]!, ...assigned[1]!]).size).toBe(8)
     // One producer per sensor, all at once.
-    await Promise.all(c.sensors.map((s) => publish([join(c.dir, s)], topic, { ledgerDir: join(dir.path, `scale-${s}`) })))
-    await waitFor('all events stored', async () => ((await counts(c.sensors)).files === expected.files ? true : undefined))
+    await Promise.all(
+      c.sensors.map((s) => publish([join(c.dir, s)], topic, { ledgerDir: join(dir.path, `scale-${s}`) })),
+    )
+    await waitFor('all events stored', async () =>
+      (await counts(c.sensors)).files === expected.files ? true : undefined,
+    )
     await waitFor('lag 0', async () => ((await groupLag(topic, group)) === 0 ? true : undefined))
     controller.abort()
     const [a, b] = await Promise.all(workers)
@@ -469,8 +498,7 @@ describe('teiten sink (in process, real broker, embedded chDB)', () => {
 
   describe('batches reassembled from their parts', () => {
     /** The messages of one run of a sensor over the corpus: parts of every batch, then the file record. */
-    const runOf = (e: Expected) =>
-      e.batches.map((b) => ({ batch: b, parts: encodeBatch(b).map((m) => m.value) }))
+    const runOf = (e: Expected) => e.batches.map((b) => ({ batch: b, parts: encodeBatch(b).map((m) => m.value) }))
 
     async function send(topic: string, key: string, values: Buffer[]) {
       const raw = new kafkajs.Kafka({ clientId: 'reassembly', brokers: k.brokers, logLevel: kafkajs.logLevel.NOTHING })
@@ -488,7 +516,10 @@ describe('teiten sink (in process, real broker, embedded chDB)', () => {
       const multi = run.find((r) => r.parts.length > 2)!
       // Run A: every batch before `multi`, then half of `multi`'s parts, then it died.
       const upTo = run.indexOf(multi)
-      const a = [...run.slice(0, upTo).flatMap((r) => r.parts), ...multi.parts.slice(0, Math.floor(multi.parts.length / 2))]
+      const a = [
+        ...run.slice(0, upTo).flatMap((r) => r.parts),
+        ...multi.parts.slice(0, Math.floor(multi.parts.length / 2)),
+      ]
       // Run B: the whole file again, and the file records.
       const b = [...run.flatMap((r) => r.parts), ...expected.records.map(encodeFileMessage)]
       await send(topic, c.sensors[0]!, [...a, ...b])
@@ -506,6 +537,22 @@ describe('teiten sink (in process, real broker, embedded chDB)', () => {
       await send(topic, c.sensors[0]!, [...interleaved, ...expected.records.map(encodeFileMessage)])
       const summary = await sink(topic, uniqueName('g'))
       expect(summary.ignored).toBeGreaterThan(0)
+      await expectExact(c, expected)
+    }, 120_000)
+
+    it('a batch of more than PARTS_PER_INSERT parts is stored in groups, also when a re-run restarts mid-way', async () => {
+      const { corpus: c, expected } = await corpus('regroup', 60_000, 1)
+      const topic = uniqueName('sink-regroup')
+      await publish([], topic)
+      // Small parts (a test split: the producer's is fixed) so one batch spans three groups.
+      const split = expected.batches.map((b) => encodeBatch(b, 6_000).map((m) => m.value))
+      expect(Math.max(...split.map((p) => p.length))).toBeGreaterThan(2 * PARTS_PER_INSERT)
+      const died = split[0]!.slice(0, PARTS_PER_INSERT + 5)
+      await send(topic, c.sensors[0]!, [...died, ...split.flat(), ...expected.records.map(encodeFileMessage)])
+      const metrics = createMetrics({ defaultMetrics: false })
+      const summary = await sink(topic, uniqueName('g'), { metrics })
+      // The first group of the died run was stored, and again from the re-run (deduplicated).
+      expect(summary.batches).toBe(split.reduce((n, p) => n + Math.ceil(p.length / PARTS_PER_INSERT), 0) + 1)
       await expectExact(c, expected)
     }, 120_000)
 
@@ -527,4 +574,3 @@ describe('teiten sink (in process, real broker, embedded chDB)', () => {
     }, 120_000)
   })
 })
-

@@ -118,10 +118,26 @@ export function teiten(args: string[], env: NodeJS.ProcessEnv = {}): CliRun {
   })
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
     (resolve) => {
-      child.on('exit', (code, signal) => resolve({ code, signal, stdout: out, stderr: err }))
+      // 'close', not 'exit': only then has all of the child's output been read.
+      child.on('close', (code, signal) => resolve({ code, signal, stdout: out, stderr: err }))
     },
   )
   return { child, stdout: () => out, stderr: () => err, done }
+}
+
+/**
+ * Waits for the run to end, killing it (SIGKILL) after `ms`: a hung process fails the test
+ * with its own stderr instead of a bare timeout.
+ */
+export async function within(run: CliRun, ms: number) {
+  const timer = setTimeout(() => {
+    run.child.kill('SIGKILL')
+  }, ms)
+  try {
+    return await run.done
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /** Runs `teiten ARGS` to the end; throws with its stderr unless it exits 0. */
@@ -146,7 +162,7 @@ export async function fingerprint(dataDir: string): Promise<Fingerprint> {
   child.stderr.on('data', (c: Buffer) => {
     err += c.toString()
   })
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
   if (code !== 0) throw new Error(`fingerprint ${dataDir} exited ${code}: ${err}`)
   return JSON.parse(out) as Fingerprint
 }
