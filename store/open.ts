@@ -8,7 +8,13 @@ import type { Logger } from '../core/logger.js'
 import { connectDelegate } from './delegate.js'
 import { type StoreHost, startStoreHost } from './host.js'
 import { migrate } from './migrate.js'
-import { ClickHouseStore, httpRowBinaryInserter, type RowBinaryInserter, type Store, settingsClause } from './store.js'
+import {
+  ClickHouseStore,
+  httpRowBinaryInserter,
+  type RowBinaryInserter,
+  type Store,
+  settingsClause,
+} from './store.js'
 
 export interface OpenStoreOptions {
   /** Embedded data directory (default ./teiten-data). Ignored when clickhouseUrl is set. */
@@ -37,14 +43,7 @@ export function embeddedPaths(dataDir: string) {
 /**
  * chDB reads an INSERT's body as text, so binary rows go through a file the engine reads
  * itself (INSERT … SELECT FROM file(): measured 4.8M rows/s vs 1.4M for raw TSV and 0.6M
- * for TSV through the client on this machine). chDB 3.4's native raw insert takes binary
- * bodies but cuts them silently at the first "\n\n" (a RowBinary body of 20,000 rows stored
- * 2,570), so it is no way around the file.
- *
- * The file is read with String where the table has LowCardinality(String): RowBinary
- * LowCardinality is deserialized value by value into a dictionary, which made parsing 3x
- * dearer (1.7M bench rows: 1.02 s vs 0.31 s of CPU, SELECT … FORMAT Null); the INSERT then
- * converts whole columns at once.
+ * for TSV through the client on this machine).
  */
 function fileRowBinaryInserter(tmpDir: string): RowBinaryInserter {
   return async (client, table, structure, body, settings) => {
@@ -52,11 +51,11 @@ function fileRowBinaryInserter(tmpDir: string): RowBinaryInserter {
     await writeFile(path, body)
     try {
       // One block per batch keeps the dedup token's block numbering deterministic.
-      const all = { ...settings, max_block_size: 16_777_216, max_insert_threads: 1 }
+      const all = { ...settings, max_block_size: 1_048_576, max_insert_threads: 1 }
       const quoted = path.replace(/\\/g, '\\\\').replace(/'/g, "\\'")
       await client.command({
         query: `INSERT INTO ${table}${settingsClause(all)} SELECT * FROM file('${quoted}', RowBinary, {structure:String})`,
-        query_params: { structure: structure.replace(/LowCardinality\(([^()]*)\)/g, '$1') },
+        query_params: { structure },
       })
     } finally {
       rmSync(path, { force: true })
@@ -120,14 +119,9 @@ async function openEmbedded(options: OpenStoreOptions): Promise<Store> {
     // goes to stderr), so the status file's PID decides whether someone holds it.
     const holderPid = engineHolderPid(paths.engine)
     if (holderPid === undefined && !isLockError(err)) {
-      throw new TeitenError(
-        'STORE_UNAVAILABLE',
-        `${paths.engine}: ${(err as Error).message}`,
-        { file: paths.engine },
-        {
-          cause: err,
-        },
-      )
+      throw new TeitenError('STORE_UNAVAILABLE', `${paths.engine}: ${(err as Error).message}`, { file: paths.engine }, {
+        cause: err,
+      })
     }
     const owner = readOwner(paths.owner)
     const delegate = await connectDelegate(paths.socket, options.logger).catch(() => undefined)
@@ -139,13 +133,7 @@ async function openEmbedded(options: OpenStoreOptions): Promise<Store> {
     throw new TeitenError('STORE_LOCKED', lockedMessage(paths.root, holder), { file: paths.root }, { cause: err })
   }
   // chdb ships its own copy of client-common's types; the runtime contract is the same.
-  const client = createClient({
-    connection: connection as unknown as Parameters<typeof createClient>[0] extends infer C
-      ? C extends { connection?: infer X }
-        ? X
-        : never
-      : never,
-  })
+  const client = createClient({ connection: connection as unknown as Parameters<typeof createClient>[0] extends infer C ? C extends { connection?: infer X } ? X : never : never })
   let host: StoreHost | undefined
   const store = new ClickHouseStore('embedded', client, fileRowBinaryInserter(paths.tmp), async () => {
     await host?.close()
@@ -174,14 +162,9 @@ async function openServer(options: OpenStoreOptions & { clickhouseUrl: string })
   if (!ping.success) {
     await client.close()
     const safeUrl = options.clickhouseUrl.replace(/\/\/[^@/]*@/, '//***@')
-    throw new TeitenError(
-      'STORE_UNAVAILABLE',
-      `cannot reach ClickHouse at ${safeUrl}: ${ping.error.message}`,
-      {},
-      {
-        cause: ping.error,
-      },
-    )
+    throw new TeitenError('STORE_UNAVAILABLE', `cannot reach ClickHouse at ${safeUrl}: ${ping.error.message}`, {}, {
+      cause: ping.error,
+    })
   }
   const store = new ClickHouseStore('server', client, httpRowBinaryInserter)
   await migrate(store, { retentionDays: options.retentionDays })
