@@ -49,7 +49,8 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (isTeitenError(err)) {
       process.stderr.write(`teiten: ${err.toLine()}\n`)
-      process.exitCode = err.code === 'USAGE' || err.code === 'BAD_PARAMETER' || err.code === 'CONFIG_INVALID' ? EXIT_USAGE : EXIT_FAILED
+      process.exitCode =
+        err.code === 'USAGE' || err.code === 'BAD_PARAMETER' || err.code === 'CONFIG_INVALID' ? EXIT_USAGE : EXIT_FAILED
       return
     }
     process.stderr.write(`teiten: ${(err as Error)?.stack ?? String(err)}\n`)

@@ -20,7 +20,10 @@ export function toTable(rows: Record<string, unknown>[], columns?: string[]): st
   const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)))
   const numeric = cols.map((_, i) => cells.length > 0 && cells.every((row) => /^-?[\d.]+%?$/.test(row[i]!)))
   const fmt = (values: string[]) =>
-    values.map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').trimEnd()
+    values
+      .map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd()
   const out = [fmt(cols), widths.map((w) => '-'.repeat(w)).join('  ')]
   for (const row of cells) out.push(fmt(row))
   if (rows.length === 0) out.push('(no rows)')

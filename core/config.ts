@@ -43,18 +43,29 @@ export const ConfigSchema = z
     /** Monitored addresses per sensor (YAML/JSON) for the dashboard's per-address measure. */
     sensorsFile: z.string().min(1).optional(),
     watch: z
-      .object({ settleMs: z.number().int().min(0).default(30_000), pollIntervalMs: z.number().int().min(50).default(1_000) })
+      .object({
+        settleMs: z.number().int().min(0).default(30_000),
+        pollIntervalMs: z.number().int().min(50).default(1_000),
+      })
       .strict()
       .default({ settleMs: 30_000, pollIntervalMs: 1_000 }),
     report: z
-      .object({ outDir: z.string().min(1).default('./reports'), at: z.string().regex(/^\d{2}:\d{2}$/).default('06:00') })
+      .object({
+        outDir: z.string().min(1).default('./reports'),
+        at: z
+          .string()
+          .regex(/^\d{2}:\d{2}$/)
+          .default('06:00'),
+      })
       .strict()
       .default({ outDir: './reports', at: '06:00' }),
   })
   .strict()
 
 export type Config = z.output<typeof ConfigSchema>
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] }
+type DeepPartial<T> = {
+  [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K]
+}
 export type ConfigInput = DeepPartial<Config>
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -96,18 +107,28 @@ export function readConfigFile(path: string): ConfigInput {
   try {
     text = readFileSync(path, 'utf8')
   } catch (err) {
-    throw new TeitenError('CONFIG_INVALID', `cannot read config file: ${(err as Error).message}`, { file: path }, {
-      cause: err,
-    })
+    throw new TeitenError(
+      'CONFIG_INVALID',
+      `cannot read config file: ${(err as Error).message}`,
+      { file: path },
+      {
+        cause: err,
+      },
+    )
   }
   try {
     const parsed = parseYaml(text) ?? {}
     if (!isPlainObject(parsed)) throw new Error('the top level must be a mapping')
     return parsed as ConfigInput
   } catch (err) {
-    throw new TeitenError('CONFIG_INVALID', `cannot parse config file: ${(err as Error).message}`, { file: path }, {
-      cause: err,
-    })
+    throw new TeitenError(
+      'CONFIG_INVALID',
+      `cannot parse config file: ${(err as Error).message}`,
+      { file: path },
+      {
+        cause: err,
+      },
+    )
   }
 }
 
@@ -127,7 +148,8 @@ export function resolveConfig(layers: { file?: ConfigInput; env?: ConfigInput; f
 /** For `teiten config print`: secrets are never shown. */
 export function redactConfig(config: Config): Record<string, unknown> {
   const copy = JSON.parse(JSON.stringify(config)) as Record<string, unknown>
-  if (typeof copy.clickhouseUrl === 'string') copy.clickhouseUrl = copy.clickhouseUrl.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')
+  if (typeof copy.clickhouseUrl === 'string')
+    copy.clickhouseUrl = copy.clickhouseUrl.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')
   const serve = copy.serve as Record<string, unknown>
   if (serve?.token) serve.token = '***'
   return copy

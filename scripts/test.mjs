@@ -13,7 +13,9 @@ const run = (cmd, args, env = {}) =>
 
 const major = Number(process.versions.node.split('.')[0])
 if (major < 24) {
-  console.error(`teiten tests need Node 24 (the project's node_modules/.bin/node); this is ${process.version}. Run them with npm test.`)
+  console.error(
+    `teiten tests need Node 24 (the project's node_modules/.bin/node); this is ${process.version}. Run them with npm test.`,
+  )
   process.exit(1)
 }
 

@@ -15,7 +15,13 @@ class DelegatedStore implements Store {
   private call(path: string, body: Buffer | string, contentType: string): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const req = request(
-        { socketPath: this.socketPath, path, method: 'POST', agent: this.agent, headers: { 'content-type': contentType } },
+        {
+          socketPath: this.socketPath,
+          path,
+          method: 'POST',
+          agent: this.agent,
+          headers: { 'content-type': contentType },
+        },
         (res) => {
           const chunks: Buffer[] = []
           res.on('data', (c: Buffer) => chunks.push(c))
@@ -34,7 +40,9 @@ class DelegatedStore implements Store {
         },
       )
       req.on('error', (err) =>
-        reject(new TeitenError('STORE_UNAVAILABLE', `store host at ${this.socketPath}: ${err.message}`, {}, { cause: err })),
+        reject(
+          new TeitenError('STORE_UNAVAILABLE', `store host at ${this.socketPath}: ${err.message}`, {}, { cause: err }),
+        ),
       )
       req.end(body)
     })

@@ -8,13 +8,7 @@ import type { Logger } from '../core/logger.js'
 import { connectDelegate } from './delegate.js'
 import { type StoreHost, startStoreHost } from './host.js'
 import { migrate } from './migrate.js'
-import {
-  ClickHouseStore,
-  httpRowBinaryInserter,
-  type RowBinaryInserter,
-  type Store,
-  settingsClause,
-} from './store.js'
+import { ClickHouseStore, httpRowBinaryInserter, type RowBinaryInserter, type Store, settingsClause } from './store.js'
 
 export interface OpenStoreOptions {
   /** Embedded data directory (default ./teiten-data). Ignored when clickhouseUrl is set. */
@@ -119,9 +113,14 @@ async function openEmbedded(options: OpenStoreOptions): Promise<Store> {
     // goes to stderr), so the status file's PID decides whether someone holds it.
     const holderPid = engineHolderPid(paths.engine)
     if (holderPid === undefined && !isLockError(err)) {
-      throw new TeitenError('STORE_UNAVAILABLE', `${paths.engine}: ${(err as Error).message}`, { file: paths.engine }, {
-        cause: err,
-      })
+      throw new TeitenError(
+        'STORE_UNAVAILABLE',
+        `${paths.engine}: ${(err as Error).message}`,
+        { file: paths.engine },
+        {
+          cause: err,
+        },
+      )
     }
     const owner = readOwner(paths.owner)
     const delegate = await connectDelegate(paths.socket, options.logger).catch(() => undefined)
@@ -133,7 +132,13 @@ async function openEmbedded(options: OpenStoreOptions): Promise<Store> {
     throw new TeitenError('STORE_LOCKED', lockedMessage(paths.root, holder), { file: paths.root }, { cause: err })
   }
   // chdb ships its own copy of client-common's types; the runtime contract is the same.
-  const client = createClient({ connection: connection as unknown as Parameters<typeof createClient>[0] extends infer C ? C extends { connection?: infer X } ? X : never : never })
+  const client = createClient({
+    connection: connection as unknown as Parameters<typeof createClient>[0] extends infer C
+      ? C extends { connection?: infer X }
+        ? X
+        : never
+      : never,
+  })
   let host: StoreHost | undefined
   const store = new ClickHouseStore('embedded', client, fileRowBinaryInserter(paths.tmp), async () => {
     await host?.close()
@@ -162,9 +167,14 @@ async function openServer(options: OpenStoreOptions & { clickhouseUrl: string })
   if (!ping.success) {
     await client.close()
     const safeUrl = options.clickhouseUrl.replace(/\/\/[^@/]*@/, '//***@')
-    throw new TeitenError('STORE_UNAVAILABLE', `cannot reach ClickHouse at ${safeUrl}: ${ping.error.message}`, {}, {
-      cause: ping.error,
-    })
+    throw new TeitenError(
+      'STORE_UNAVAILABLE',
+      `cannot reach ClickHouse at ${safeUrl}: ${ping.error.message}`,
+      {},
+      {
+        cause: ping.error,
+      },
+    )
   }
   const store = new ClickHouseStore('server', client, httpRowBinaryInserter)
   await migrate(store, { retentionDays: options.retentionDays })

@@ -7,7 +7,7 @@ import { parseFormat } from './shared.js'
 export function registerDaily(program: Command): void {
   const cmd = program
     .command('daily')
-    .description('daily access counts to UDP/123 by source country (the advisory\'s Figure 2)')
+    .description("daily access counts to UDP/123 by source country (the advisory's Figure 2)")
     .option('--from <YYYY-MM-DD>', 'first day (UTC)')
     .option('--to <YYYY-MM-DD>', 'last day (UTC)')
     .option('--by <keys>', 'comma list of day,sensor,country,class', 'day,country')

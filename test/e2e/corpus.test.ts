@@ -14,7 +14,15 @@ import { keyed, type Row, teiten } from './helpers.js'
  * real embedded ClickHouse must equal the generator's ground truth exactly.
  */
 interface Truth {
-  byDayCountryClass: { day: string; country: string; class: string; packets: number; sources: number; accesses: number; accessSources: number }[]
+  byDayCountryClass: {
+    day: string
+    country: string
+    class: string
+    packets: number
+    sources: number
+    accesses: number
+    accessSources: number
+  }[]
   accessesByDayCountry: { day: string; country: string; packets: number; sources: number }[]
   keptByDayCountry: { day: string; country: string; packets: number; sources: number }[]
   totals: { files: number; records: number; kept: number; accesses: number }
@@ -55,7 +63,12 @@ function expectMatchesTruth(dataDir: string, t: Truth) {
 
 beforeAll(async () => {
   spool = join(work.path, 'spool')
-  const result = await generateCorpus({ outDir: spool, preset: 'test', countryOf: openCountryLookup(), truthFile: join(work.path, 'truth.json') })
+  const result = await generateCorpus({
+    outDir: spool,
+    preset: 'test',
+    countryOf: openCountryLookup(),
+    truthFile: join(work.path, 'truth.json'),
+  })
   truth = result.truth as unknown as Truth
 }, 300_000)
 
@@ -101,7 +114,9 @@ describe('bad captures', () => {
     const header = Buffer.from('d4c3b2a1020004000000000000000000ffff000001000000', 'hex')
     const frame = Buffer.from(
       // Ethernet | IPv4 (UDP, 203.0.113.77 -> 150.95.218.5) | UDP 40000 -> 123, len 16 | monlist kit probe
-      '000000000000' + '111111111111' + '0800' +
+      '000000000000' +
+        '111111111111' +
+        '0800' +
         '4500002400010000401100000b0b0b0b965fda05' +
         '9c40007b00100000' +
         '1700032a00000000',

@@ -42,7 +42,12 @@ describe('embedded data directory held by another process', () => {
     expect(store.kind).toBe('delegated')
     const enc = new EventRowEncoder(64)
     enc.setFile('s1', 'c'.repeat(32))
-    const { packet, enrichment } = makePacket({ ts: '2014-01-10T10:00:00Z', src: '1.1.1.1', cls: 'monlist', country: 'AU' })
+    const { packet, enrichment } = makePacket({
+      ts: '2014-01-10T10:00:00Z',
+      src: '1.1.1.1',
+      cls: 'monlist',
+      country: 'AU',
+    })
     enc.add(packet, enrichment, 0)
     const body = enc.take()
     await store.insertRowBinary('events', EVENT_STRUCTURE, body, 'tok-1')
@@ -50,7 +55,9 @@ describe('embedded data directory held by another process', () => {
     expect(await queryDaily(store, parseDailyQuery({}))).toEqual([
       { day: '2014-01-10', country: 'AU', packets: 1, sources: 1 },
     ])
-    await expect(store.query('SELECT nonexistent_function(1)')).rejects.toThrow(/nonexistent_function|Unknown function/i)
+    await expect(store.query('SELECT nonexistent_function(1)')).rejects.toThrow(
+      /nonexistent_function|Unknown function/i,
+    )
     await store.close()
     dir.cleanup()
   })

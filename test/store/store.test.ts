@@ -86,7 +86,13 @@ describe('embedded store', () => {
   it('filters by sensor, class and country and groups by any key set', async () => {
     const rows = await queryDaily(
       store,
-      parseDailyQuery({ by: 'sensor,class', class: 'monlist,client', country: 'CN', from: '2013-12-01', to: '2013-12-01' }),
+      parseDailyQuery({
+        by: 'sensor,class',
+        class: 'monlist,client',
+        country: 'CN',
+        from: '2013-12-01',
+        to: '2013-12-01',
+      }),
     )
     expect(rows).toEqual([
       { sensor: 'sensor-a', class: 'monlist', packets: 2, sources: 1 },
