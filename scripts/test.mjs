@@ -3,6 +3,7 @@
 // run every test, stop the broker. A broker that cannot start fails the run: Kafka tests
 // are never skipped.
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -30,7 +31,17 @@ if (run(process.execPath, [join(root, 'scripts', 'kafka.mjs'), 'start'], kafkaEn
 }
 let status = 1
 try {
-  status = run(bin('vitest'), ['run', ...process.argv.slice(2)], { ...kafkaEnv, TEITEN_TEST_KAFKA_BROKERS: brokers })
+  const report = join(root, 'test-output', 'vitest.json')
+  status = run(
+    bin('vitest'),
+    ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)],
+    { ...kafkaEnv, TEITEN_TEST_KAFKA_BROKERS: brokers },
+  )
+  try {
+    // The plain closing line CI reads, whatever the runner prints above it.
+    const r = JSON.parse(readFileSync(report, 'utf8'))
+    console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)
+  } catch {}
 } finally {
   run(process.execPath, [join(root, 'scripts', 'kafka.mjs'), 'stop'], kafkaEnv)
 }
