@@ -4,211 +4,457 @@
  *   npm run bench                         # 20M-packet capture (generated once into .cache/bench/)
  *   npm run bench -- --packets 2000000    # quick run
  *   npm run bench -- --json               # one JSON object for scripts
- *   npm run bench -- --kafka              # also the Kafka path (starts a private broker)
+ *   npm run bench -- --skip-1b --skip-many
+ *   npm run bench -- --kafka              # also the Kafka path (starts a private broker, needs java)
  *
- * Stages: tcpdump (libpcap + BPF, the reference), decode (readCapture + decodeFrame), decode +
- * classify + enrich (no storage), end to end into embedded ClickHouse (the real CLI in a child
- * process, its peak RSS sampled from /proc), and the main queries on the store it produced.
+ * Stages, all on the same capture (synth/, preset 'bench'): tcpdump (libpcap + BPF, the
+ * reference), decode, decode + classify, decode + classify + enrich (this process, no
+ * storage), then the real CLI in child processes: end to end into embedded ClickHouse, the
+ * same at 2M packets (peak RSS must not grow with the capture), the same packets split into
+ * ~7,700 hourly files in three sensor folders, and that spool ingested again (every file
+ * skipped). Then the main queries on the store the ingest made and on one holding the
+ * aggregates of 1e9 events (bench/big.ts), each in a child process (bench/queries.ts).
+ *
+ * The machine is shared: every stage runs --runs times (ingests --e2e-runs times) and the table
+ * shows best-worst. CPU seconds are user + system of the process, all threads; peak RSS is
+ * VmHWM; both from /proc (Linux).
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { cpus } from 'node:os'
-import { join } from 'node:path'
-import { performance } from 'node:perf_hooks'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, totalmem } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 import type { Enrichment } from '../core/event.js'
 import { makeEnricher, newEnrichment } from '../enrich/enrich.js'
 import { GeoIp } from '../enrich/geoip.js'
 import { readCapture } from '../ingest/capture.js'
-import { createUdpPacket, decodeFrame } from '../ingest/decode.js'
+import { createUdpPacket, DecodeStatus, decodeFrameStatus } from '../ingest/decode.js'
+import { expandPaths } from '../pipeline/files.js'
 import { generateCorpus } from '../synth/corpus.js'
 import { openCountryLookup } from '../synth/geo.js'
-import { benchDecode } from './decode.js'
+import type { QueryTimings } from './queries.js'
 
-const ROOT = join(import.meta.dirname, '..', '..')
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const DIST = join(ROOT, 'dist', 'bench')
+const CACHE = join(ROOT, '.cache', 'bench')
 
-interface StageFigure {
+interface Stage {
   stage: string
-  seconds: number
-  packetsPerSecond: number
-  ratioToTcpdump: number | null
-  peakRssMiB: number | null
+  packets: number
+  /** Wall seconds of each run. */
+  seconds: number[]
+  cpuSeconds: number[]
+  peakRssMiB: number[]
   note?: string
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name)
-  return i >= 0 ? process.argv[i + 1] : undefined
+interface Target {
+  name: string
+  value: string
+  target: string
+  met: boolean
 }
 
-async function ensureCapture(packets: number): Promise<string> {
-  const dir = join(ROOT, '.cache', 'bench', String(packets))
-  const file = join(dir, 'bench.pcap')
-  if (existsSync(file)) return file
+const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`)
+const min = (xs: number[]) => Math.min(...xs)
+const max = (xs: number[]) => Math.max(...xs)
+
+// ---------------------------------------------------------------------------------------------
+// Captures, generated once
+
+async function capture(packets: number, files?: number): Promise<string> {
+  const dir = join(CACHE, files ? `${packets}-f${files}` : String(packets))
+  const done = files ? join(dir, '.complete') : join(dir, 'bench.pcap')
+  if (existsSync(done)) return files ? dir : done
   rmSync(dir, { recursive: true, force: true })
-  mkdirSync(dir, { recursive: true })
-  process.stderr.write(`generating a ${packets}-packet capture in ${dir} …\n`)
+  log(`generating ${packets.toLocaleString('en-US')} packets${files ? ` as ~${files} files` : ''} into ${dir}`)
+  const t0 = performance.now()
   await generateCorpus({
     outDir: dir,
     preset: 'bench',
     packets,
-    layout: 'single',
-    singleName: 'bench.pcap',
+    ...(files ? { files } : { layout: 'single' as const, singleName: 'bench' }),
     countryOf: openCountryLookup(),
     truthFile: null,
   })
-  if (!existsSync(file)) {
-    const found = readdirSync(dir).find((f) => f.endsWith('.pcap'))
-    if (!found) throw new Error(`the generator wrote no capture into ${dir}`)
-    return join(dir, found)
+  if (files) writeFileSync(done, '')
+  log(`  ${((performance.now() - t0) / 1000).toFixed(0)} s`)
+  return files ? dir : done
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes, measured through /proc
+
+interface Measured {
+  seconds: number
+  cpuSeconds: number
+  peakRssMiB: number
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function sample(pid: number): { cpu: number; hwm: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    // utime + stime in clock ticks (100 per second on Linux).
+    return { cpu: (Number(f[11]) + Number(f[12])) / 100, hwm: Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024 }
+  } catch {
+    return undefined
   }
-  return file
 }
 
-function tcpdump(file: string): number | null {
-  const start = performance.now()
-  const r = spawnSync('tcpdump', ['-r', file, '-w', '/dev/null', 'udp port 123'], { stdio: 'ignore' })
-  if (r.error || r.status !== 0) return null
-  return (performance.now() - start) / 1000
-}
-
-async function enrichStage(file: string, withGeoIp: boolean): Promise<{ seconds: number; records: number }> {
-  // Without a database, enrich() classifies and flags bogons only: the classify stage.
-  const enrich = makeEnricher(withGeoIp ? await GeoIp.open() : null)
-  const packet = createUdpPacket()
-  const out: Enrichment = newEnrichment()
-  const start = performance.now()
-  const stats = await readCapture(file, (frame) => {
-    if (decodeFrame(frame, packet)) enrich(packet, out)
-  })
-  return { seconds: (performance.now() - start) / 1000, records: stats.records }
-}
-
-/** Runs a command, sampling its peak resident set (VmHWM) until it exits. */
-function runMeasured(
-  args: string[],
-): Promise<{ seconds: number; peakRssMiB: number; code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const start = performance.now()
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
+function measure(cmd: string, args: string[]): Promise<Measured> {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TEITEN_')) env[k] = v
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now()
+    const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
     let stderr = ''
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString()
+    })
     child.stderr.on('data', (c: Buffer) => {
       stderr += c.toString()
     })
-    let peakKiB = 0
-    const sample = () => {
-      try {
-        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))
-        if (m) peakKiB = Math.max(peakKiB, Number(m[1]))
-      } catch {}
-    }
-    const timer = setInterval(sample, 50)
+    let last = { cpu: 0, hwm: 0 }
+    // The last sample is at most 25 ms older than the exit.
+    const timer = setInterval(() => {
+      // A zombie's status has no VmHWM any more: keep the highest readings.
+      const s = child.pid ? sample(child.pid) : undefined
+      if (s) last = { cpu: Math.max(last.cpu, s.cpu), hwm: Math.max(last.hwm, s.hwm) }
+    }, 25)
+    child.on('error', (err) => {
+      clearInterval(timer)
+      reject(err)
+    })
     child.on('close', (code) => {
       clearInterval(timer)
-      resolve({ seconds: (performance.now() - start) / 1000, peakRssMiB: peakKiB / 1024, code, stderr })
+      const seconds = (performance.now() - t0) / 1000
+      resolve({ seconds, cpuSeconds: last.cpu, peakRssMiB: last.hwm, code, stdout, stderr })
     })
   })
 }
+
+const teiten = (args: string[]) => measure(process.execPath, [join(ROOT, 'bin', 'teiten.js'), ...args])
+
+/** `teiten ingest` of `paths` into a fresh store, `runs` times; the last store is kept in `keep`. */
+async function ingest(name: string, paths: string[], packets: number, runs: number, keep: string): Promise<Stage> {
+  const stage: Stage = { stage: name, packets, seconds: [], cpuSeconds: [], peakRssMiB: [] }
+  for (let i = 0; i < runs; i++) {
+    rmSync(keep, { recursive: true, force: true })
+    const r = await teiten(['ingest', ...paths, '--data', keep, '--no-progress', '--log-level', 'warn'])
+    if (r.code !== 0) throw new Error(`${name}: teiten ingest exited ${r.code}: ${r.stderr.slice(-2000)}`)
+    stage.seconds.push(r.seconds)
+    stage.cpuSeconds.push(r.cpuSeconds)
+    stage.peakRssMiB.push(r.peakRssMiB)
+    log(`  ${name}: ${r.seconds.toFixed(2)} s, ${r.cpuSeconds.toFixed(1)} CPU s, ${r.peakRssMiB.toFixed(0)} MiB`)
+  }
+  return stage
+}
+
+// ---------------------------------------------------------------------------------------------
+// This process: decode, classify, enrich (no storage)
+
+type Depth = 'decode' | 'classify' | 'enrich'
+
+async function inProcess(file: string, depth: Depth, geo: GeoIp): Promise<{ seconds: number; cpu: number }> {
+  // Without a database, enrich() classifies and flags bogons only: the classify stage.
+  const enrich = makeEnricher(depth === 'enrich' ? geo : null)
+  const packet = createUdpPacket()
+  const out: Enrichment = newEnrichment()
+  let kept = 0
+  const c0 = process.cpuUsage()
+  const t0 = performance.now()
+  await readCapture(file, (frame) => {
+    if (decodeFrameStatus(frame, packet) !== DecodeStatus.OK) return
+    kept++
+    if (depth !== 'decode') enrich(packet, out)
+  })
+  const seconds = (performance.now() - t0) / 1000
+  const cpu = process.cpuUsage(c0)
+  if (kept === 0) throw new Error('no UDP/123 packet decoded')
+  return { seconds, cpu: (cpu.user + cpu.system) / 1e6 }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const packets = Number(arg('--packets') ?? 20_000_000)
-  const json = process.argv.includes('--json')
-  const file = await ensureCapture(packets)
-  const figures: StageFigure[] = []
-  const ref = tcpdump(file)
-  const ratio = (s: number) => (ref ? s / ref : null)
-  if (ref !== null) {
-    figures.push({
-      stage: 'tcpdump -r FILE -w /dev/null udp port 123',
-      seconds: ref,
-      packetsPerSecond: packets / ref,
-      ratioToTcpdump: 1,
-      peakRssMiB: null,
-    })
-  }
-  // In-process stages: their peak RSS is this process's peak so far.
-  const inProcess = (stage: string, seconds: number, records: number) =>
-    figures.push({
-      stage,
-      seconds,
-      packetsPerSecond: records / seconds,
-      ratioToTcpdump: ratio(seconds),
-      peakRssMiB: process.resourceUsage().maxRSS / 1024,
-    })
-  const decode = await benchDecode(file)
-  inProcess('decode (read + link/IP/UDP)', decode.seconds, decode.records)
-  const classified = await enrichStage(file, false)
-  inProcess('decode + classify (+ bogon flag)', classified.seconds, classified.records)
-  const enriched = await enrichStage(file, true)
-  inProcess('decode + classify + enrich (GeoIP)', enriched.seconds, enriched.records)
-  const data = join(ROOT, '.cache', 'bench', `data-${packets}`)
-  rmSync(data, { recursive: true, force: true })
-  const e2e = await runMeasured([
-    join(ROOT, 'bin', 'teiten.js'),
-    'ingest',
-    file,
-    '--data',
-    data,
-    '--no-progress',
-    '--log-level',
-    'warn',
-  ])
-  if (e2e.code !== 0) throw new Error(`teiten ingest exited ${e2e.code}: ${e2e.stderr.slice(-2000)}`)
-  figures.push({
-    stage: 'end to end into embedded ClickHouse (teiten ingest)',
-    seconds: e2e.seconds,
-    packetsPerSecond: packets / e2e.seconds,
-    ratioToTcpdump: ratio(e2e.seconds),
-    peakRssMiB: e2e.peakRssMiB,
+  const { values } = parseArgs({
+    options: {
+      packets: { type: 'string', default: '20000000' },
+      files: { type: 'string', default: '7700' },
+      runs: { type: 'string', default: '3' },
+      'e2e-runs': { type: 'string', default: '2' },
+      'query-runs': { type: 'string', default: '5' },
+      'big-events': { type: 'string', default: '1000000000' },
+      'skip-1b': { type: 'boolean', default: false },
+      'skip-many': { type: 'boolean', default: false },
+      kafka: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
   })
-
-  let queries: unknown = null
-  if (existsSync(join(ROOT, 'dist', 'bench', 'queries.js'))) {
-    const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'bench', 'queries.js'), data, '5'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-    })
-    if (r.status === 0) queries = JSON.parse(r.stdout.trim().split('\n').at(-1)!)
-  }
-  let kafka: unknown = null
-  if (process.argv.includes('--kafka')) {
-    const { benchKafka } = await import('./kafka.js')
-    kafka = await benchKafka({ paths: [file], log: (m) => process.stderr.write(`${m}\n`) })
-  }
-  const result = {
+  const packets = Number(values.packets)
+  const files = Number(values.files)
+  const runs = Math.max(1, Number(values.runs))
+  const e2eRuns = Math.max(1, Number(values['e2e-runs']))
+  const work = join(CACHE, 'work')
+  mkdirSync(work, { recursive: true })
+  const machine = {
     cpu: cpus()[0]?.model ?? 'unknown',
     cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.versions.node,
+    loadBefore: loadavg(),
+    loadAfter: [] as number[],
+  }
+  const file = await capture(packets)
+  const spool = values['skip-many'] ? undefined : await capture(packets, files)
+  const small = packets > 2_000_000 ? await capture(2_000_000) : undefined
+  const stages: Stage[] = []
+
+  // The reference.
+  if (spawnSync('tcpdump', ['--version']).status === 0) {
+    const s: Stage = {
+      stage: "tcpdump -r FILE -w /dev/null 'udp port 123'",
+      packets,
+      seconds: [],
+      cpuSeconds: [],
+      peakRssMiB: [],
+    }
+    for (let i = 0; i < runs; i++) {
+      const r = await measure('tcpdump', ['-r', file, '-w', '/dev/null', 'udp port 123'])
+      s.seconds.push(r.seconds)
+      s.cpuSeconds.push(r.cpuSeconds)
+      s.peakRssMiB.push(r.peakRssMiB)
+    }
+    stages.push(s)
+  } else log('no tcpdump (apt-get install -y tcpdump): ratios are left out')
+
+  const geo = await GeoIp.open()
+  const names: Record<Depth, string> = {
+    decode: 'decode (read + link/IP/UDP)',
+    classify: 'decode + classify (+ bogon flag)',
+    enrich: 'decode + classify + enrich (GeoIP)',
+  }
+  for (const depth of ['decode', 'classify', 'enrich'] as const) {
+    const s: Stage = { stage: names[depth], packets, seconds: [], cpuSeconds: [], peakRssMiB: [] }
+    for (let i = 0; i < runs; i++) {
+      const r = await inProcess(file, depth, geo)
+      s.seconds.push(r.seconds)
+      s.cpuSeconds.push(r.cpu)
+    }
+    s.peakRssMiB.push(process.resourceUsage().maxRSS / 1024)
+    stages.push(s)
+    log(`${depth}: ${range(s.seconds, 2)} s`)
+  }
+
+  const store = join(work, `store-${packets}`)
+  const e2e = await ingest('teiten ingest -> embedded ClickHouse', [file], packets, e2eRuns, store)
+  stages.push(e2e)
+  if (small) {
+    const dir = join(work, 'store-2000000')
+    stages.push(await ingest('the same at 2M packets (RSS check)', [small], 2_000_000, 1, dir))
+    rmSync(dir, { recursive: true, force: true })
+  }
+  let many: Stage | undefined
+  if (spool) {
+    const dir = join(work, `store-${packets}-f${files}`)
+    const n = (await expandPaths([spool])).length
+    many = await ingest(`the same as ${n} hourly files, 3 sensors`, [spool], packets, e2eRuns, dir)
+    many.note = 'the split writes the twelve pcap/pcapng/gzip formats round robin: 58% of the files are gzip'
+    stages.push(many)
+    const again: Stage = {
+      stage: 'ingest of that spool again (all skipped)',
+      packets,
+      seconds: [],
+      cpuSeconds: [],
+      peakRssMiB: [],
+    }
+    for (let i = 0; i < e2eRuns; i++) {
+      const r = await teiten(['ingest', spool, '--data', dir, '--no-progress', '--log-level', 'warn'])
+      if (r.code !== 0) throw new Error(`re-ingest exited ${r.code}: ${r.stderr.slice(-2000)}`)
+      again.seconds.push(r.seconds)
+      again.cpuSeconds.push(r.cpuSeconds)
+      again.peakRssMiB.push(r.peakRssMiB)
+    }
+    stages.push(again)
+    rmSync(dir, { recursive: true, force: true })
+  }
+
+  // Queries, each store in a child process (the engine binds one data directory per process).
+  const queryRuns = values['query-runs']!
+  const queries = async (dir: string): Promise<QueryTimings> => {
+    const r = await measure(process.execPath, [join(DIST, 'queries.js'), dir, queryRuns])
+    if (r.code !== 0) throw new Error(`queries exited ${r.code}: ${r.stderr.slice(-2000)}`)
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as QueryTimings
+  }
+  const stores: { store: string; limitMs: number; timings: QueryTimings | null; note?: string }[] = []
+  stores.push({
+    store: `the ${packets.toLocaleString('en-US')}-packet ingest`,
+    limitMs: 300,
+    timings: await queries(store),
+  })
+  if (values['skip-1b']) stores.push({ store: '1e9 events', limitMs: 1000, timings: null, note: '--skip-1b' })
+  else {
+    const kept = stores[0]!.timings!.rows.events
+    const factor = Math.max(1, Math.round(Number(values['big-events']) / kept))
+    const exported = join(work, 'export')
+    const big = join(work, 'store-1e9')
+    mkdirSync(exported, { recursive: true })
+    log(`aggregates of ~${(factor * kept).toExponential(1)} events: ${factor}x the sources of the ingest (minutes)`)
+    const ex = await measure(process.execPath, [join(DIST, 'big.js'), 'export', store, exported])
+    if (ex.code !== 0) throw new Error(`big.js export: ${ex.stderr.slice(-2000)}`)
+    rmSync(big, { recursive: true, force: true })
+    const b = await measure(process.execPath, [join(DIST, 'big.js'), 'build', big, exported, String(factor)])
+    if (b.code !== 0) throw new Error(`big.js build: ${b.stderr.slice(-2000)}`)
+    rmSync(exported, { recursive: true, force: true })
+    log(`  built in ${b.seconds.toFixed(0)} s`)
+    stores.push({
+      store: `aggregates of ${(factor * kept).toExponential(2)} events`,
+      limitMs: 1000,
+      timings: await queries(big),
+      note: `bench/big.ts: source_daily of the ingest ${factor}x under other addresses, daily and hourly aggregated from it, no raw events`,
+    })
+    rmSync(big, { recursive: true, force: true })
+  }
+  rmSync(store, { recursive: true, force: true })
+
+  let kafka: unknown = null
+  if (values.kafka) {
+    const { benchKafka } = await import('./kafka.js')
+    kafka = await benchKafka({ paths: [file], log })
+  }
+  machine.loadAfter = loadavg()
+
+  const result = {
+    machine,
     packets,
     capture: file,
-    stages: figures,
-    queries,
+    stages,
+    queries: stores,
     kafka,
+    targets: targets(stages, e2e, many, stores, kafka),
   }
-  if (json) {
-    process.stdout.write(`${JSON.stringify(result)}\n`)
-    return
-  }
-  process.stdout.write(`CPU: ${result.cpu} (${result.cores} cores); capture: ${packets} packets\n\n`)
-  const rows = figures.map((f) => [
-    f.stage,
-    f.seconds.toFixed(2),
-    Math.round(f.packetsPerSecond).toLocaleString('en-US'),
-    f.ratioToTcpdump === null ? 'n/a' : `${f.ratioToTcpdump.toFixed(2)}x`,
-    f.peakRssMiB === null ? '' : `${Math.round(f.peakRssMiB)} MiB`,
-  ])
-  const head = ['stage', 'seconds', 'packets/s', 'vs tcpdump', 'peak RSS']
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-  for (const r of [head, ...rows])
-    process.stdout.write(`${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')}\n`)
-  if (queries) {
-    process.stdout.write('\nqueries (ms per run, first run cold):\n')
-    for (const q of (queries as { queries: { name: string; ms: number[] }[] }).queries) {
-      process.stdout.write(`  ${q.name}: ${q.ms.map((m) => Math.round(m)).join(', ')}\n`)
-    }
-  }
-  if (kafka) process.stdout.write(`\nkafka: ${JSON.stringify(kafka)}\n`)
+  if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`)
+  else process.stdout.write(`${format(result)}\n`)
 }
 
-main().catch((err) => {
-  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`)
-  process.exit(1)
-})
+function range(xs: number[], digits: number): string {
+  if (xs.length === 0) return ''
+  const lo = min(xs).toFixed(digits)
+  const hi = max(xs).toFixed(digits)
+  return lo === hi ? lo : `${lo}-${hi}`
+}
+
+function targets(
+  stages: Stage[],
+  e2e: Stage,
+  many: Stage | undefined,
+  stores: { store: string; limitMs: number; timings: QueryTimings | null }[],
+  kafka: unknown,
+): Target[] {
+  const ref = stages.find((s) => s.stage.startsWith('tcpdump'))
+  const out: Target[] = []
+  const vs = (name: string, s: Stage | undefined, limit: number) => {
+    if (!ref || !s) return
+    const x = min(s.seconds) / min(ref.seconds)
+    out.push({ name, value: `${x.toFixed(1)}x tcpdump`, target: `<= ${limit}x`, met: x <= limit })
+  }
+  vs(
+    'decode + classify + enrich',
+    stages.find((s) => s.stage.startsWith('decode + classify + enrich')),
+    2,
+  )
+  vs('end to end, embedded', e2e, 6)
+  if (many) {
+    const x = min(many.seconds) / min(e2e.seconds)
+    out.push({ name: 'hourly files vs one file', value: `${x.toFixed(2)}x`, target: '<= 1.5x', met: x <= 1.5 })
+  }
+  const rss = max(stages.flatMap((s) => s.peakRssMiB))
+  out.push({ name: 'peak RSS, any stage', value: `${rss.toFixed(0)} MiB`, target: '< 1024 MiB', met: rss < 1024 })
+  for (const st of stores) {
+    for (const q of st.timings?.queries ?? []) {
+      const warm = min(q.ms.length > 1 ? q.ms.slice(1) : q.ms)
+      out.push({
+        name: `${st.store}: ${q.name}`,
+        value: `${warm.toFixed(0)} ms`,
+        target: `< ${st.limitMs} ms`,
+        met: warm < st.limitMs,
+      })
+    }
+  }
+  const k = kafka as { ratio?: number } | null
+  if (k && typeof k.ratio === 'number') {
+    out.push({
+      name: 'Kafka path vs embedded',
+      value: `${(k.ratio * 100).toFixed(0)}%`,
+      target: '>= 50%',
+      met: k.ratio >= 0.5,
+    })
+  }
+  return out
+}
+
+function format(r: {
+  machine: { cpu: string; cores: number; memoryGiB: number; node: string; loadBefore: number[]; loadAfter: number[] }
+  stages: Stage[]
+  queries: { store: string; timings: QueryTimings | null; note?: string }[]
+  kafka: unknown
+  targets: Target[]
+}): string {
+  const out: string[] = []
+  const m = r.machine
+  const load = (l: number[]) => l.map((x) => x.toFixed(1)).join(' ')
+  out.push(
+    `CPU: ${m.cpu} (${m.cores} cores), ${m.memoryGiB} GiB, Node ${m.node}; load ${load(m.loadBefore)} before, ${load(m.loadAfter)} after`,
+  )
+  out.push('')
+  const ref = r.stages.find((s) => s.stage.startsWith('tcpdump'))
+  const head = ['stage', 'packets', 'seconds', 'packets/s', 'vs tcpdump', 'CPU s', 'peak RSS MiB']
+  const rows = r.stages.map((s) => [
+    s.stage,
+    s.packets.toLocaleString('en-US'),
+    range(s.seconds, 2),
+    Math.round(s.packets / min(s.seconds)).toLocaleString('en-US'),
+    ref ? `${(min(s.seconds) / min(ref.seconds)).toFixed(2)}x` : 'n/a',
+    range(s.cpuSeconds, 1),
+    range(s.peakRssMiB, 0),
+  ])
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
+  for (const row of [head, widths.map((w) => '-'.repeat(w)), ...rows]) {
+    out.push(row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '))
+  }
+  for (const s of r.stages) if (s.note) out.push(`  (${s.stage}: ${s.note})`)
+  for (const q of r.queries) {
+    out.push('')
+    if (!q.timings) {
+      out.push(`queries on ${q.store}: not run (${q.note})`)
+      continue
+    }
+    const t = q.timings
+    const n = (x: number) => x.toLocaleString('en-US')
+    out.push(
+      `queries on ${q.store} (events ${n(t.rows.events)}, source_daily ${n(t.rows.source_daily)}, ` +
+        `hourly_agg ${n(t.rows.hourly_agg)}, daily_agg ${n(t.rows.daily_agg)}), ms, first run cold:`,
+    )
+    if (q.note) out.push(`  (${q.note})`)
+    for (const x of t.queries) out.push(`  ${x.name.padEnd(60)} ${x.ms.map((v) => Math.round(v)).join(', ')}`)
+  }
+  if (r.kafka) out.push('', `kafka: ${JSON.stringify(r.kafka)}`)
+  out.push('', 'targets:')
+  for (const t of r.targets) out.push(`  ${t.met ? 'met ' : 'MISS'}  ${t.name}: ${t.value} (${t.target})`)
+  return out.join('\n')
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    process.exit(1)
+  },
+)

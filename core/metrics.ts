@@ -212,23 +212,31 @@ export function instrumentSink(
   kind: SinkKind,
   now: () => number = () => performance.now(),
 ): EventSink {
-  return {
+  const timed = async (rows: number, write: () => Promise<void>) => {
+    const t0 = now()
+    try {
+      await write()
+    } catch (err) {
+      metrics.sinkBatches.inc({ sink: kind, result: 'error' })
+      throw err
+    }
+    metrics.batchSeconds.observe({ sink: kind }, (now() - t0) / 1000)
+    metrics.sinkBatches.inc({ sink: kind, result: 'ok' })
+    metrics.sinkRows.inc({ sink: kind }, rows)
+  }
+  const out: EventSink = {
     lookupFile: (fileId) => sink.lookupFile(fileId),
     finishFile: (record) => sink.finishFile(record),
     close: () => sink.close(),
-    async writeBatch(batch) {
-      const t0 = now()
-      try {
-        await sink.writeBatch(batch)
-      } catch (err) {
-        metrics.sinkBatches.inc({ sink: kind, result: 'error' })
-        throw err
-      }
-      metrics.batchSeconds.observe({ sink: kind }, (now() - t0) / 1000)
-      metrics.sinkBatches.inc({ sink: kind, result: 'ok' })
-      metrics.sinkRows.inc({ sink: kind }, batch.rows)
-    },
+    writeBatch: (batch) => timed(batch.rows, () => sink.writeBatch(batch)),
   }
+  // The optional capabilities pass through: without lookupFiles, ingestFiles cannot see (and
+  // complete) a group insert that a crash interrupted (pipeline/ingest.ts).
+  if (sink.lookupFiles) out.lookupFiles = (ids) => sink.lookupFiles!(ids)
+  if (sink.groupMembers) out.groupMembers = (groups) => sink.groupMembers!(groups)
+  if (sink.finishFiles) out.finishFiles = (records) => sink.finishFiles!(records)
+  if (sink.writeGroup) out.writeGroup = (group) => timed(group.rows, () => sink.writeGroup!(group))
+  return out
 }
 
 export interface MetricsServer {

@@ -1,8 +1,9 @@
 import type { FileHandle } from 'node:fs/promises'
+import { readFileSync, statSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { createGunzip } from 'node:zlib'
+import { createGunzip, gunzipSync } from 'node:zlib'
 import { CaptureFrame, type Frame } from '../core/event.js'
 import { TeitenError, wrapError } from '../core/errors.js'
 import { Framer } from './framer.js'
@@ -42,6 +43,9 @@ export async function readCapture(
   const { stats, framer } = begin(path, onFrame, options)
   options.signal?.throwIfAborted()
 
+  const small = readSmallFile(path)
+  if (small !== undefined) return readSmall(small, path, stats, framer, chunkBytes, options)
+
   let fh: FileHandle
   try {
     fh = await open(path, 'r')
@@ -49,11 +53,19 @@ export async function readCapture(
     throw wrapError(err, 'CAPTURE_READ_FAILED', { file: path, offset: 0 })
   }
   try {
-    const buf = Buffer.allocUnsafe(Math.max(chunkBytes, 2))
+    // Read buffers no larger than the file: two 2 MiB buffers per file made a spool of 7,700
+    // hourly files (~30 KB each) allocate 30 GB, and V8 spent more CPU collecting it (its GC
+    // threads: 56% of the run's samples) than teiten spent reading.
+    const size = await fh.stat().then(
+      (st) => st.size,
+      () => chunkBytes,
+    )
+    const bufBytes = Math.max(2, Math.min(chunkBytes, size + 1))
+    const buf = Buffer.allocUnsafe(bufBytes)
     const first = await readAt(fh, buf, 0, path)
     if (first >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
       stats.gzip = true
-      const input = fh.createReadStream({ start: 0, highWaterMark: chunkBytes, autoClose: false })
+      const input = fh.createReadStream({ start: 0, highWaterMark: bufBytes, autoClose: false })
       await readGzip(input, framer, chunkBytes, options, path)
     } else {
       await readPlain(fh, buf, first, framer, options, path)
@@ -64,6 +76,70 @@ export async function readCapture(
   } finally {
     await fh.close().catch(() => {})
   }
+}
+
+/**
+ * Files up to this size are read in one synchronous call, and gunzipped in one when the output
+ * stays within every limit (else the streaming path decides, with its exact semantics). A
+ * spool of 7,700 hourly files (~20-60 KB each) spent ~0.35 ms per file in the five
+ * asynchronous round trips of the streaming path (open, stat, read, read, close) and in the
+ * gunzip stream machinery, more than decoding the file's packets (2M-packet split: 9.9 s ->
+ * 7.1 s for the whole ingest).
+ */
+const SMALL_FILE_BYTES = 1 << 20
+
+function readSmallFile(path: string): Buffer | undefined {
+  let size: number
+  try {
+    const st = statSync(path)
+    if (!st.isFile()) return undefined
+    size = st.size
+  } catch {
+    return undefined // the streaming path reports it
+  }
+  if (size > SMALL_FILE_BYTES) return undefined
+  try {
+    return readFileSync(path)
+  } catch (err) {
+    throw wrapError(err, 'CAPTURE_READ_FAILED', { file: path, offset: 0 })
+  }
+}
+
+async function readSmall(
+  bytes: Buffer,
+  path: string,
+  stats: CaptureStats,
+  framer: Framer,
+  chunkBytes: number,
+  options: ReadCaptureOptions,
+): Promise<CaptureStats> {
+  let data = bytes
+  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    stats.gzip = true
+    const limit = Math.min(GZIP_RATIO_GRACE_BYTES, options.maxGzipBytes ?? DEFAULT_MAX_GZIP_BYTES)
+    try {
+      data = gunzipSync(bytes, { maxOutputLength: Math.max(1, limit) })
+    } catch {
+      // Corrupt, or beyond a limit: the stream delivers every complete record before the fault.
+      const chunks: Buffer[] = []
+      for (let at = 0; at < bytes.length; at += chunkBytes) chunks.push(bytes.subarray(at, at + chunkBytes))
+      await readGzip(Readable.from(chunks), framer, chunkBytes, options, path)
+      framer.end()
+      stats.bytes = framer.bytes
+      return stats
+    }
+    options.onProgress?.(bytes.length)
+  }
+  for (let at = 0; at < data.length; at += chunkBytes) {
+    const end = Math.min(data.length, at + chunkBytes)
+    if (data === bytes) options.onProgress?.(end)
+    framer.push(data.subarray(at, end))
+    if (options.afterChunk) await options.afterChunk()
+    options.signal?.throwIfAborted()
+  }
+  framer.end()
+  stats.bytes = framer.bytes
+  return stats
 }
 
 /**

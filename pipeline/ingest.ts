@@ -6,16 +6,31 @@ import { readCapture } from '../ingest/capture.js'
 import { createUdpPacket, DECODE_STATUS_NAMES, DecodeStatus, decodeFrameStatus } from '../ingest/decode.js'
 import { EventRowEncoder } from '../store/rowbinary.js'
 import { type CaptureFile, fileIdentity } from './files.js'
-import type { EventSink, FileRecord } from './sink.js'
+import { FileIdentities } from './identity.js'
+import type { EventSink, FileRecord, GroupMember, LedgerEntry } from './sink.js'
+import { groupToken } from './sink.js'
 
 /**
  * Rows per batch. Part of every batch's dedup identity (file id + batch number): changing it
  * would let a file that crashed halfway be counted twice when it is re-read by a newer
  * version, so it is a constant, not a setting.
+ *
+ * 2^18 since 0.2 (was 65,536): every insert writes a part per table and the embedded engine
+ * merges them again, so the insert size decides most of the storage cost. 20M-packet bench
+ * capture (17M rows), chDB CPU: 47 s in 65,536-row inserts, 33-36 s in 262,144, 28-30 s in
+ * 1,048,576, but the engine's peak memory grows with the insert: 740 MB RSS at 262,144 rows,
+ * 960 MB at 524,288, 1 GB at 1,048,576, against a 1 GiB budget for the whole process.
+ * A file a crash interrupted under 0.1 is re-read with other batch boundaries: its batches stored
+ * before the crash are not recognised (0.1 was never released).
  */
-export const BATCH_ROWS = 65_536
-/** Batches handed to the sink but not yet stored: parsing runs ahead of storage by this much. */
+export const BATCH_ROWS = 262_144
+/** Inserts handed to the sink but not yet stored: parsing runs ahead of storage by this much. */
 const MAX_IN_FLIGHT = 2
+/** A group insert of small files is sent once it holds this many rows or files. */
+const GROUP_ROWS = BATCH_ROWS
+const GROUP_FILES = 2000
+/** Ledger lookups batched per round trip (files hashed ahead by FileIdentities). */
+const LOOKUP_AHEAD = 1000
 
 export interface FileOutcome {
   file: CaptureFile
@@ -70,7 +85,67 @@ function isoFromTs(sec: number, nanos: number): string {
   return `${base}.${String(nanos).padStart(9, '0')}`
 }
 
-/** Reads every file, enriches its UDP/123 packets and sends them to the sink, file by file. */
+/** What reading one file produced. */
+interface FileStats {
+  records: number
+  kept: number
+  classCounts: Float64Array
+  statusCounts: Float64Array
+  minSec: number
+  minNs: number
+  maxSec: number
+  maxNs: number
+}
+
+/** A file read in this run, waiting for its rows to be stored before its ledger row is written. */
+interface Finished {
+  file: CaptureFile
+  fileId: string
+  /** Resolves once the file's rows are stored; undefined: nothing to store or record. */
+  stored?: Promise<void>
+  record?: FileRecord
+  outcome: FileOutcome
+  stats?: FileStats
+  /** Ledger row only: a member of a recovered group that is not one of the run's files. */
+  silent?: boolean
+}
+
+interface Deferred {
+  promise: Promise<void>
+  resolve: () => void
+  reject: (err: unknown) => void
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void
+  let reject!: (err: unknown) => void
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  promise.catch(() => {})
+  return { promise, resolve, reject }
+}
+
+/** Small files whose rows share the encoder's buffer until they are sent as one insert. */
+interface OpenGroup {
+  members: FileRecord[]
+  rows: number
+  stored: Deferred
+}
+
+/**
+ * Reads every file, enriches its UDP/123 packets and sends them to the sink.
+ *
+ * Files are read one after the other; storage runs behind: while a file's last inserts are
+ * stored, the next file is read (at most MAX_IN_FLIGHT inserts outstanding). A file's ledger
+ * row is written once its rows are stored, outcomes are reported in file order.
+ *
+ * With a sink that can (StoreSink), files that end within their first batch are stored
+ * together, up to GROUP_ROWS rows or GROUP_FILES files per insert (EventGroup): one insert per
+ * small file cost ~50 ms of engine CPU whatever its size (4 parts written, then merged), which
+ * made a spool of hourly files take 10x longer than the same packets in one file.
+ */
 export async function ingestFiles(files: CaptureFile[], options: IngestOptions): Promise<IngestSummary> {
   const { sink, enricher, logger } = options
   const byClass = Object.fromEntries(NTP_CLASSES.map((c) => [c, 0])) as Record<NtpClass, number>
@@ -104,8 +179,6 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     bogon: false,
   }
   const encoder = new EventRowEncoder(BATCH_ROWS * 128)
-  const classCounts = new Float64Array(NTP_CLASSES.length)
-  const statusCounts = new Float64Array(DECODE_STATUS_NAMES.length)
   const metrics = options.metrics
   // Counted per file (statusCounts) and handed to the metrics per chunk (unreported).
   const unreported = new Float64Array(DECODE_STATUS_NAMES.length)
@@ -139,72 +212,187 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     }
   }
 
-  for (const file of files) {
-    if (options.signal?.aborted) break
-    let fileId: string
-    try {
-      fileId = await fileIdentity(file.path)
-    } catch (err) {
-      const error = wrapError(err, 'CAPTURE_READ_FAILED', { file: file.path })
-      const outcome: FileOutcome = { file, fileId: '', status: 'failed', records: 0, kept: 0, error }
-      countFile(outcome)
-      summary.filesFailed++
-      summary.outcomes.push(outcome)
-      options.onFileDone?.(outcome)
-      continue
-    }
-    const previous = await sink.lookupFile(fileId)
-    if (previous) {
-      const error =
-        previous.status === 'failed'
-          ? new TeitenError('CAPTURE_BAD_RECORD', `${previous.error} (recorded when this content was first read)`, {
-              file: file.path,
-            })
-          : undefined
-      const outcome: FileOutcome = {
-        file,
-        fileId,
-        status: error ? 'failed' : 'skipped',
-        records: previous.records,
-        kept: previous.kept,
-        error,
-      }
-      if (error) summary.filesFailed++
-      else summary.filesSkipped++
-      summary.outcomes.push(outcome)
-      logger.debug({ file: file.path, fileId, as: previous.path }, 'already ingested: skipped')
-      countFile(outcome)
-      options.onFileDone?.(outcome)
-      continue
-    }
+  // ---------------------------------------------------------------------------------------------
+  // Storage: inserts in flight, then ledger rows and outcomes in file order.
 
+  const grouping = sink.writeGroup !== undefined && sink.groupMembers !== undefined
+  const inFlight: Promise<void>[] = []
+  let sinkError: unknown
+  const track = (p: Promise<void>): Promise<void> => {
+    const settled = p.catch((err) => {
+      sinkError ??= err
+      throw err
+    })
+    settled.catch(() => {})
+    inFlight.push(settled.catch(() => {}))
+    return settled
+  }
+  const drain = async () => {
+    reportMetrics()
+    while (inFlight.length >= MAX_IN_FLIGHT) await inFlight.shift()
+    if (sinkError) throw sinkError
+  }
+
+  const finished: Finished[] = []
+  let finishing: Promise<void> | undefined
+  const report = (f: Finished) => {
+    const outcome = f.outcome
+    if (f.stats && (outcome.status === 'ingested' || outcome.status === 'failed')) {
+      const st = f.stats
+      summary.records += st.records
+      summary.kept += st.kept
+      for (let i = 0; i < NTP_CLASSES.length; i++) byClass[NTP_CLASSES[i]!] += st.classCounts[i]!
+      if (st.kept > 0) {
+        if (st.minSec < minSec || (st.minSec === minSec && st.minNs < minNs)) {
+          minSec = st.minSec
+          minNs = st.minNs
+        }
+        if (st.maxSec > maxSec || (st.maxSec === maxSec && st.maxNs > maxNs)) {
+          maxSec = st.maxSec
+          maxNs = st.maxNs
+        }
+      }
+      logger.debug(
+        {
+          file: f.file.path,
+          fileId: f.fileId,
+          sensor: f.file.sensor,
+          records: outcome.records,
+          kept: outcome.kept,
+          dropped: outcome.dropped,
+          status: outcome.status,
+        },
+        'file read',
+      )
+    }
+    countFile(outcome)
+    if (outcome.status === 'ingested') summary.filesIngested++
+    else if (outcome.status === 'skipped') summary.filesSkipped++
+    else summary.filesFailed++
+    summary.outcomes.push(outcome)
+    options.onFileDone?.(outcome)
+  }
+  /** Writes ledger rows and reports outcomes, in file order, as the rows get stored. */
+  const finishInOrder = async () => {
+    while (finished.length > 0) {
+      const head = finished[0]!
+      if (head.stored) await head.stored
+      if (sinkError) throw sinkError
+      // Everything queued behind the head and stored by the same insert gets its ledger row in
+      // the same statement.
+      let n = 1
+      while (n < finished.length && (finished[n]!.stored === undefined || finished[n]!.stored === head.stored)) n++
+      const segment = finished.slice(0, n)
+      const records = segment.flatMap((f) => (f.record ? [f.record] : []))
+      if (records.length === 1) await sink.finishFile(records[0]!)
+      else if (records.length > 1) {
+        if (sink.finishFiles) await sink.finishFiles(records)
+        else for (const r of records) await sink.finishFile(r)
+      }
+      finished.splice(0, n)
+      for (const f of segment) if (!f.silent) report(f)
+    }
+  }
+  const kick = () => {
+    if (finishing || finished.length === 0 || sinkError) return
+    finishing = finishInOrder().then(
+      () => {
+        finishing = undefined
+        kick()
+      },
+      (err) => {
+        finishing = undefined
+        sinkError ??= err
+      },
+    )
+  }
+  const finish = (f: Finished) => {
+    finished.push(f)
+    kick()
+  }
+  const allFinished = async () => {
+    kick()
+    while (finishing) await finishing
+    if (sinkError) throw sinkError
+  }
+
+  let group: OpenGroup | undefined
+  /** Sends the open group (rows [0, bytes) of `body`, or of the encoder when body is not given). */
+  const flushGroup = (body?: Buffer) => {
+    const g = group
+    if (!g) return
+    group = undefined
+    const rowsBody = body ?? encoder.take()
+    if (g.rows === 0) g.stored.resolve()
+    else {
+      // A lone small file goes the same way (pending row, group token), not under its own batch
+      // token: the same file sent alone under teiten:<id>:0 before a crash and with others
+      // under a group token after it was counted twice (test/ops/crash.test.ts, seed 20240101).
+      const token = groupToken(g.members.map((m) => m.fileId))
+      track(sink.writeGroup!({ token, members: g.members, rows: g.rows, body: rowsBody })).then(
+        g.stored.resolve,
+        g.stored.reject,
+      )
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reading one file into the encoder.
+
+  interface ReadResult {
+    stats: FileStats
+    /** Batches of this file sent on their own (it did not end within its first batch). */
+    batches: Promise<void>[]
+    captureError?: TeitenError
+    /** The read stopped without a verdict on the content (abort, or the disk failed). */
+    interrupted?: unknown
+    /** Where the file's rows start in the encoder while they wait for a group insert. */
+    groupStart?: { offset: number; rows: number }
+  }
+
+  const readInto = async (file: CaptureFile, fileId: string, canGroup: boolean): Promise<ReadResult> => {
     encoder.setFile(file.sensor, fileId)
+    const stats: FileStats = {
+      records: 0,
+      kept: 0,
+      classCounts: new Float64Array(NTP_CLASSES.length),
+      statusCounts: new Float64Array(DECODE_STATUS_NAMES.length),
+      minSec: Number.POSITIVE_INFINITY,
+      minNs: 0,
+      maxSec: Number.NEGATIVE_INFINITY,
+      maxNs: 0,
+    }
+    const classCounts = stats.classCounts
+    const statusCounts = stats.statusCounts
+    // Where this file's rows start in the encoder (after an open group's rows).
+    let startOffset = encoder.bytes
+    let startRows = encoder.rows
+    if (!canGroup && startRows > 0) flushGroup()
+    if (!canGroup) {
+      startOffset = 0
+      startRows = 0
+    }
+    let batchNo = 0
+    const batches: Promise<void>[] = []
     let records = 0
     let kept = 0
-    let batchNo = 0
     let fileMinSec = Number.POSITIVE_INFINITY
     let fileMinNs = 0
     let fileMaxSec = Number.NEGATIVE_INFINITY
     let fileMaxNs = 0
-    classCounts.fill(0)
-    statusCounts.fill(0)
-    const inFlight: Promise<void>[] = []
-    let sinkError: unknown
-    const flush = () => {
-      if (encoder.rows === 0) return
-      const batch = { fileId, sensor: file.sensor, batchNo: batchNo++, rows: encoder.rows, body: encoder.take() }
-      const p = sink.writeBatch(batch).catch((err) => {
-        sinkError ??= err
-      })
-      inFlight.push(p)
+    let lastCountry = ''
+    const flushBatch = () => {
+      const rows = encoder.rows - startRows
+      if (rows === 0) return
+      const body = encoder.take()
+      // The file outgrew a group: the rows before it go as the group, its own as batch 0.
+      if (startRows > 0) flushGroup(body.subarray(0, startOffset))
+      const own = startOffset > 0 ? body.subarray(startOffset) : body
+      startOffset = 0
+      startRows = 0
+      batches.push(track(sink.writeBatch({ fileId, sensor: file.sensor, batchNo: batchNo++, rows, body: own })))
     }
-    const drain = async () => {
-      reportMetrics()
-      while (inFlight.length >= MAX_IN_FLIGHT) await inFlight.shift()
-      if (sinkError) throw sinkError
-    }
-
-    let captureError: TeitenError | undefined
+    const result: ReadResult = { stats, batches }
     try {
       await readCapture(
         file.path,
@@ -217,7 +405,10 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
           enricher.enrich(packet, enrichment)
           kept++
           classCounts[enrichment.classId]++
-          countries.add(enrichment.country)
+          if (enrichment.country !== lastCountry) {
+            lastCountry = enrichment.country
+            countries.add(lastCountry)
+          }
           const s = packet.tsSec
           const n = packet.tsNanos
           if (s < fileMinSec || (s === fileMinSec && n < fileMinNs)) {
@@ -229,7 +420,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
             fileMaxNs = n
           }
           encoder.add(packet, enrichment, records - 1)
-          if (encoder.rows >= BATCH_ROWS) flush()
+          if (encoder.rows - startRows >= BATCH_ROWS) flushBatch()
         },
         {
           afterChunk: drain,
@@ -238,91 +429,288 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
         },
       )
     } catch (err) {
-      if (sinkError) {
-        // Storage failed: what was stored is deduplicated on the next run; the ledger is not written.
-        await Promise.allSettled(inFlight)
-        throw sinkError
-      }
+      if (sinkError) throw sinkError
       const readFailed = isTeitenError(err, 'CAPTURE_READ_FAILED')
       if (options.signal?.aborted || readFailed) {
-        // Interrupted, or the disk failed us: nothing about the content is known. The partial
-        // batch is not written (its token will name the full batch when the file is read again)
-        // and the ledger must not claim the file.
-        await Promise.allSettled(inFlight)
-        reportMetrics()
-        if (sinkError) throw sinkError
-        if (!readFailed) break
-        const error = err as TeitenError
-        if (error.context.file === undefined) error.context.file = file.path
-        const outcome: FileOutcome = { file, fileId, status: 'failed', records, kept, error }
-        countFile(outcome)
-        summary.filesFailed++
-        summary.outcomes.push(outcome)
-        options.onFileDone?.(outcome)
+        // Interrupted, or the disk failed us: nothing about the content is known. The rows not
+        // yet sent are dropped (a batch's token names the full batch when the file is read
+        // again) and the ledger must not claim the file.
+        encoder.rollback(startOffset, startRows)
+        result.interrupted = err
+      } else {
+        const captureError = isTeitenError(err) ? err : wrapError(err, 'CAPTURE_BAD_RECORD', { file: file.path })
+        if (captureError.context.file === undefined) captureError.context.file = file.path
+        result.captureError = captureError
+      }
+    }
+    stats.records = records
+    stats.kept = kept
+    stats.minSec = fileMinSec
+    stats.minNs = fileMinNs
+    stats.maxSec = fileMaxSec
+    stats.maxNs = fileMaxNs
+    if (result.interrupted === undefined && (!canGroup || batchNo > 0)) {
+      // Every complete record before a fault is kept; a file with batches of its own ends with one.
+      flushBatch()
+    } else if (batchNo === 0) {
+      result.groupStart = { offset: startOffset, rows: startRows }
+    }
+    return result
+  }
+
+  const recordOf = (file: CaptureFile, fileId: string, r: ReadResult): FileRecord => ({
+    fileId,
+    sensor: file.sensor,
+    path: file.path,
+    bytes: file.size,
+    records: r.stats.records,
+    kept: r.stats.kept,
+    firstTs: r.stats.kept > 0 ? isoFromTs(r.stats.minSec, r.stats.minNs) : null,
+    lastTs: r.stats.kept > 0 ? isoFromTs(r.stats.maxSec, r.stats.maxNs) : null,
+    status: r.captureError ? 'failed' : 'complete',
+    error: r.captureError ? r.captureError.toLine() : '',
+  })
+
+  /** Queues a file that was read completely (or up to a fault) for its ledger row and outcome. */
+  const readDone = (file: CaptureFile, fileId: string, r: ReadResult, asGroupMember: boolean) => {
+    const record = recordOf(file, fileId, r)
+    let stored: Promise<void>
+    if (asGroupMember && r.batches.length === 0) {
+      group ??= { members: [], rows: 0, stored: deferred() }
+      group.members.push(record)
+      group.rows = encoder.rows
+      stored = group.stored.promise
+    } else {
+      stored = Promise.all(r.batches).then(() => {})
+      stored.catch(() => {})
+    }
+    finish({ file, fileId, stored, record, outcome: readOutcome(file, fileId, r), stats: r.stats })
+    if (group && (group.rows >= GROUP_ROWS || group.members.length >= GROUP_FILES)) flushGroup()
+    return record
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Identities and ledger lookups, ahead of the reader.
+
+  const identities = new FileIdentities(
+    files.map((f) => f.path),
+    512,
+  )
+  const looked = new Map<string, LedgerEntry | null>()
+  const lookup = async (i: number, fileId: string): Promise<LedgerEntry | undefined> => {
+    if (!looked.has(fileId)) {
+      if (sink.lookupFiles) {
+        const ids = new Set([fileId])
+        for (const id of (await identities.known(i + 1, i + LOOKUP_AHEAD)).values()) if (!looked.has(id)) ids.add(id)
+        const found = await sink.lookupFiles([...ids])
+        for (const id of ids) looked.set(id, found.get(id) ?? null)
+      } else {
+        looked.set(fileId, (await sink.lookupFile(fileId)) ?? null)
+      }
+    }
+    return looked.get(fileId) ?? undefined
+  }
+  /** Files read in this run, by identity: a second copy in the same run is a skip, as it was when ledger rows were written one by one. */
+  const seen = new Map<string, FileRecord>()
+  const recoveredGroups = new Set<string>()
+  /** Interrupted groups that cannot be stored again in this run: their members fail, none is read as new. */
+  const unrecoverable = new Map<string, TeitenError>()
+
+  /**
+   * Stores an interrupted group again under its token (ClickHouse drops it if the first insert
+   * got through) and completes its members' ledger rows. Returns the file's read, or an error
+   * when a member is gone: without every member the insert cannot be repeated exactly.
+   */
+  const recoverGroup = async (
+    token: string,
+    runFile: CaptureFile,
+    runFileId: string,
+  ): Promise<{ r: ReadResult; record: FileRecord; stored: Promise<void> } | TeitenError> => {
+    recoveredGroups.add(token)
+    const members = (await sink.groupMembers!([token])).get(token) ?? []
+    const located: { member: GroupMember; file: CaptureFile }[] = []
+    for (const m of members) {
+      let file: CaptureFile | undefined
+      if (m.fileId === runFileId) file = runFile
+      else {
+        try {
+          if ((await fileIdentity(m.path)) === m.fileId) file = { path: m.path, size: m.bytes, sensor: m.sensor }
+        } catch {}
+      }
+      if (!file) {
+        return new TeitenError(
+          'CAPTURE_READ_FAILED',
+          `this file was stored together with ${m.path} by an insert that was interrupted, and ${m.path} is gone or changed: put it back and run again to complete both`,
+          { file: runFile.path },
+        )
+      }
+      located.push({ member: m, file })
+    }
+    flushGroup()
+    logger.info({ files: located.length, token }, 'completing an interrupted group insert')
+    const reads: { file: CaptureFile; fileId: string; r: ReadResult }[] = []
+    for (const { member, file } of located) {
+      const r = await readInto(file, member.fileId, true)
+      if (r.interrupted !== undefined) {
+        // Aborted, or a member became unreadable: the group stays pending for the next run.
+        encoder.rollback(0, 0)
+        return isTeitenError(r.interrupted)
+          ? r.interrupted
+          : new TeitenError('CAPTURE_READ_FAILED', 'interrupted', { file: file.path })
+      }
+      reads.push({ file, fileId: member.fileId, r })
+    }
+    const records = reads.map(({ file, fileId, r }) => recordOf(file, fileId, r))
+    const stored = track(
+      sink.writeGroup!({ token, members: records, rows: encoder.rows, body: encoder.take(), recovery: true }),
+    )
+    let mine: { r: ReadResult; record: FileRecord; stored: Promise<void> } | undefined
+    for (let k = 0; k < reads.length; k++) {
+      const { file, fileId, r } = reads[k]!
+      seen.set(fileId, records[k]!)
+      if (fileId === runFileId) mine = { r, record: records[k]!, stored }
+      // The other members get their ledger rows with it; a copy met later in this run is a skip.
+      else
+        finish({
+          file,
+          fileId,
+          stored,
+          record: records[k]!,
+          outcome: skippedOutcome(file, fileId, records[k]!),
+          silent: true,
+        })
+    }
+    return mine!
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The run.
+
+  try {
+    for (let i = 0; i < files.length; i++) {
+      const file = files[i]!
+      if (options.signal?.aborted) break
+      let fileId: string
+      try {
+        fileId = await identities.get(i)
+      } catch (err) {
+        const error = wrapError(err, 'CAPTURE_READ_FAILED', { file: file.path })
+        finish({ file, fileId: '', outcome: { file, fileId: '', status: 'failed', records: 0, kept: 0, error } })
         continue
       }
-      captureError = isTeitenError(err) ? err : wrapError(err, 'CAPTURE_BAD_RECORD', { file: file.path })
-      if (captureError.context.file === undefined) captureError.context.file = file.path
+
+      let previous: LedgerEntry | undefined = seen.get(fileId)
+      if (!previous) previous = await lookup(i, fileId)
+      if (previous?.status === 'pending') {
+        const refused = unrecoverable.get(previous.group)
+        if (refused) {
+          const error = new TeitenError(refused.code, refused.message, { ...refused.context, file: file.path })
+          finish({ file, fileId, outcome: { file, fileId, status: 'failed', records: 0, kept: 0, error } })
+          continue
+        }
+        if (grouping && !recoveredGroups.has(previous.group)) {
+          const done = await recoverGroup(previous.group, file, fileId)
+          if (done instanceof TeitenError) {
+            unrecoverable.set(previous.group, done)
+            finish({ file, fileId, outcome: { file, fileId, status: 'failed', records: 0, kept: 0, error: done } })
+          } else {
+            const { r, record, stored } = done
+            finish({ file, fileId, stored, record, stats: r.stats, outcome: readOutcome(file, fileId, r) })
+          }
+          continue
+        }
+        // Never read as new: its rows may be stored under the group's token already.
+        const error = new TeitenError(
+          'CAPTURE_BAD_RECORD',
+          'stored together with other files by an insert that was interrupted: run teiten ingest on it to complete the insert',
+          { file: file.path },
+        )
+        finish({ file, fileId, outcome: { file, fileId, status: 'failed', records: 0, kept: 0, error } })
+        continue
+      }
+      if (previous) {
+        const error =
+          previous.status === 'failed'
+            ? new TeitenError('CAPTURE_BAD_RECORD', `${previous.error} (recorded when this content was first read)`, {
+                file: file.path,
+              })
+            : undefined
+        const outcome: FileOutcome = error
+          ? { file, fileId, status: 'failed', records: previous.records, kept: previous.kept, error }
+          : skippedOutcome(file, fileId, previous)
+        logger.debug({ file: file.path, fileId, as: previous.path }, 'already ingested: skipped')
+        finish({ file, fileId, outcome })
+        continue
+      }
+
+      const r = await readInto(file, fileId, grouping)
+      reportMetrics()
+      if (r.interrupted !== undefined) {
+        if (!isTeitenError(r.interrupted, 'CAPTURE_READ_FAILED')) break // aborted: the file in hand is read again next time
+        const error = r.interrupted as TeitenError
+        if (error.context.file === undefined) error.context.file = file.path
+        // The batches it already sent stay (their tokens absorb a re-read); no ledger row.
+        const stored = Promise.all(r.batches).then(() => {})
+        stored.catch(() => {})
+        finish({
+          file,
+          fileId,
+          stored,
+          outcome: { file, fileId, status: 'failed', records: r.stats.records, kept: r.stats.kept, error },
+        })
+        continue
+      }
+      if (options.signal?.aborted && !r.captureError) {
+        // Interrupted after the last record: the ledger must not claim completion, and rows
+        // still waiting for a group insert must not go without their ledger row.
+        if (r.batches.length === 0 && r.groupStart) encoder.rollback(r.groupStart.offset, r.groupStart.rows)
+        break
+      }
+      seen.set(fileId, readDone(file, fileId, r, grouping))
     }
-    // Every complete record before a fault is kept.
-    flush()
-    await Promise.all(inFlight)
+    // Whatever was read completely is stored and recorded, also when the run was interrupted.
+    flushGroup()
+    await Promise.allSettled(inFlight)
     reportMetrics()
     if (sinkError) throw sinkError
-
-    const record: FileRecord = {
-      fileId,
-      sensor: file.sensor,
-      path: file.path,
-      bytes: file.size,
-      records,
-      kept,
-      firstTs: kept > 0 ? isoFromTs(fileMinSec, fileMinNs) : null,
-      lastTs: kept > 0 ? isoFromTs(fileMaxSec, fileMaxNs) : null,
-      status: captureError ? 'failed' : 'complete',
-      error: captureError ? captureError.toLine() : '',
-    }
-    if (options.signal?.aborted && !captureError) break // interrupted: the ledger must not claim completion
-    await sink.finishFile(record)
-
-    summary.records += records
-    summary.kept += kept
-    for (let i = 0; i < NTP_CLASSES.length; i++) byClass[NTP_CLASSES[i]!] += classCounts[i]!
-    if (kept > 0) {
-      if (fileMinSec < minSec || (fileMinSec === minSec && fileMinNs < minNs)) {
-        minSec = fileMinSec
-        minNs = fileMinNs
-      }
-      if (fileMaxSec > maxSec || (fileMaxSec === maxSec && fileMaxNs > maxNs)) {
-        maxSec = fileMaxSec
-        maxNs = fileMaxNs
-      }
-    }
-    const outcome: FileOutcome = {
-      file,
-      fileId,
-      status: captureError ? 'failed' : 'ingested',
-      records,
-      kept,
-      error: captureError,
-      dropped: droppedOf(statusCounts),
-    }
-    logger.debug(
-      { file: file.path, fileId, sensor: file.sensor, records, kept, dropped: outcome.dropped, status: outcome.status },
-      'file read',
-    )
-    countFile(outcome)
-    if (captureError) summary.filesFailed++
-    else summary.filesIngested++
-    summary.outcomes.push(outcome)
-    options.onFileDone?.(outcome)
+    await allFinished()
+    if (sinkError) throw sinkError
+  } catch (err) {
+    // Storage failed: what was stored is deduplicated on the next run; no more ledger rows.
+    group?.stored.reject(err)
+    await Promise.allSettled(inFlight)
+    while (finishing) await finishing
+    throw sinkError ?? err
+  } finally {
+    identities.close()
   }
+
   summary.countries = countries.size
   if (Number.isFinite(minSec)) {
     summary.firstTs = isoFromTs(minSec, minNs)
     summary.lastTs = isoFromTs(maxSec, maxNs)
   }
   return summary
+}
+
+function readOutcome(
+  file: CaptureFile,
+  fileId: string,
+  r: { stats: FileStats; captureError?: TeitenError },
+): FileOutcome {
+  return {
+    file,
+    fileId,
+    status: r.captureError ? 'failed' : 'ingested',
+    records: r.stats.records,
+    kept: r.stats.kept,
+    error: r.captureError,
+    dropped: droppedOf(r.stats.statusCounts),
+  }
+}
+
+function skippedOutcome(file: CaptureFile, fileId: string, previous: { records: number; kept: number }): FileOutcome {
+  return { file, fileId, status: 'skipped', records: previous.records, kept: previous.kept }
 }
 
 function droppedOf(counts: Float64Array): Partial<Record<DropReason, number>> {

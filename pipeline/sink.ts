@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto'
+
 /** A finished block of events from one file, in RowBinary (store/rowbinary.ts). */
 export interface EventBatch {
   fileId: string
@@ -22,12 +24,53 @@ export interface FileRecord {
   error: string
 }
 
+/**
+ * What `lookupFiles` reports: a FileRecord, or a pending entry: a file sent in a group insert
+ * (EventGroup) whose completion was not recorded, with the group's token.
+ */
+export type LedgerEntry = FileRecord | (Omit<FileRecord, 'status'> & { status: 'pending'; group: string })
+
+/** A file of an interrupted group insert, as the ledger recorded it. */
+export interface GroupMember {
+  fileId: string
+  sensor: string
+  path: string
+  bytes: number
+}
+
+/**
+ * Whole files stored by one insert (files small enough to end within their first batch): a
+ * statement costs the embedded engine tens of milliseconds whatever its size, so one per small
+ * file would dominate a spool of hourly files. `token` is derived from the members' ids.
+ */
+export interface EventGroup {
+  token: string
+  members: FileRecord[]
+  rows: number
+  body: Buffer
+  /** Storing an interrupted group again: its members are already recorded as pending. */
+  recovery?: boolean
+}
+
 /** Where the ingest pipeline sends events: the store directly, or Kafka. */
 export interface EventSink {
   lookupFile(fileId: string): Promise<FileRecord | undefined>
+  /** Many lookups in one round trip; pending entries included (see FileRecord.status). */
+  lookupFiles?(fileIds: string[]): Promise<Map<string, LedgerEntry>>
+  /** Members of interrupted group inserts; required with writeGroup. */
+  groupMembers?(groups: string[]): Promise<Map<string, GroupMember[]>>
   writeBatch(batch: EventBatch): Promise<void>
+  /** Optional: stores several whole files in one insert, crash-safe (see EventGroup). */
+  writeGroup?(group: EventGroup): Promise<void>
   finishFile(record: FileRecord): Promise<void>
+  /** Many ledger entries in one round trip. */
+  finishFiles?(records: FileRecord[]): Promise<void>
   close(): Promise<void>
+}
+
+/** Dedup identity of a group insert: its members' ids in order. */
+export function groupToken(fileIds: readonly string[]): string {
+  return `teiten:group:${createHash('sha256').update(fileIds.join(',')).digest('hex').slice(0, 32)}`
 }
 
 /** Dedup identity of a batch: the same file read again yields the same tokens. */

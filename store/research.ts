@@ -231,14 +231,34 @@ export const SOURCE_COLUMNS = [
   'days_active',
 ] as const
 
+/**
+ * Orderings that a cheap aggregate decides: the ranking is done on it alone, and the full
+ * summary (the dark-address state merge above all) is computed for the `limit` winners only.
+ * Top 15 of 90 days on the 20M-packet bench store: 760-910 ms in one pass, 200-230 ms in two.
+ */
+const CHEAP_ORDERS: Partial<Record<SourceOrder, string>> = {
+  packets: 'sum(packets)',
+  first_seen: 'toInt64(toUnixTimestamp64Nano(min(first_seen)))',
+  last_seen: 'toInt64(toUnixTimestamp64Nano(max(last_seen)))',
+  days_active: 'uniqExact(day)',
+}
+
 export async function querySources(store: Store, q: SourcesQuery): Promise<SourceRow[]> {
   const params: QueryParams = { limit: q.limit }
   const where = [...dayTerms(q, params), ...filterTerms(q, params)]
   const order = SOURCE_ORDERS[q.order]
   const dir = q.dir === 'asc' ? 'ASC' : 'DESC'
+  const cheap = CHEAP_ORDERS[q.order]
+  // The same key and tie-break as the outer ORDER BY: the same `limit` sources win.
+  const winners = cheap
+    ? [
+        ...where,
+        `src IN (SELECT src FROM source_daily${whereClause(where)} GROUP BY src ORDER BY ${cheap} ${dir}, src ASC LIMIT {limit:UInt32})`,
+      ]
+    : where
   const sql =
     `SELECT ${ADDRESS_SQL('src')} AS c_address, ${SOURCE_AGGREGATES}` +
-    ` FROM (SELECT * FROM source_daily${whereClause(where)})` +
+    ` FROM (SELECT * FROM source_daily${whereClause(winners)})` +
     ` GROUP BY src ORDER BY ${order} ${dir}, src ASC LIMIT {limit:UInt32}`
   const rows = await store.query<RawSourceAggregate & { c_address: string }>(sql, params, READ_SETTINGS)
   return rows.map((r) => ({ address: r.c_address, ...summary(r) }))

@@ -111,6 +111,14 @@ export const MIGRATIONS: Migration[] = [
        SETTINGS ${dedupSettings}`,
     ],
   },
+  {
+    version: 2,
+    description: 'ledger: pending entries of group inserts (several small files in one insert)',
+    statements: [
+      `ALTER TABLE ingested_files MODIFY COLUMN status Enum8('complete' = 1, 'failed' = 2, 'pending' = 3)`,
+      `ALTER TABLE ingested_files ADD COLUMN IF NOT EXISTS batch_group String DEFAULT '' AFTER error`,
+    ],
+  },
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version
