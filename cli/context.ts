@@ -1,5 +1,13 @@
 import type { Command } from 'commander'
-import { type Config, type ConfigInput, configFromEnv, readConfigFile, resolveConfig } from '../core/config.js'
+import {
+  CONFIG_KEYS,
+  type Config,
+  type ConfigInput,
+  configFromEnv,
+  configFromFlags,
+  readConfigFile,
+  resolveConfig,
+} from '../core/config.js'
 import { createLogger, type Logger } from '../core/logger.js'
 import { openStore } from '../store/open.js'
 import type { Store } from '../store/store.js'
@@ -18,14 +26,40 @@ export function addCommonOptions(cmd: Command): Command {
     .option('--log-format <format>', 'json|pretty')
 }
 
+/**
+ * Registers the flags of these settings (core/config.ts CONFIG_KEYS) that the command does not
+ * declare itself; contextFrom reads them when given the same paths.
+ */
+export function addSettingFlags(cmd: Command, paths: readonly string[]): Command {
+  const declared = new Set(cmd.options.map((o) => o.long))
+  for (const key of CONFIG_KEYS) {
+    if (!paths.includes(key.path) || declared.has(key.flag)) continue
+    const arg = key.kind === 'int' ? '<n>' : key.kind === 'list' ? '<list>' : '<value>'
+    cmd.option(`${key.flag} ${arg}`, `setting ${key.path} (env ${key.env})`)
+  }
+  return cmd
+}
+
+/** Every setting: `config print` takes them all. */
+export const ALL_SETTINGS = CONFIG_KEYS.map((k) => k.path)
+
 export interface CommandContext {
   config: Config
   logger: Logger
 }
 
-/** Merges defaults < --config file < TEITEN_* env < flags, and builds the logger. */
-export function contextFrom(opts: Record<string, unknown>, flags: ConfigInput = {}): CommandContext {
-  const file = typeof opts.config === 'string' ? readConfigFile(opts.config) : undefined
+/**
+ * Merges defaults < --config file < TEITEN_* env < flags, and builds the logger. `flags` are
+ * the command's own flag values; `settings` the paths of settings whose flags (addSettingFlags)
+ * are read from `opts` as they are.
+ */
+export function contextFrom(
+  opts: Record<string, unknown>,
+  flags: ConfigInput = {},
+  settings: readonly string[] = [],
+): CommandContext {
+  const filePath = typeof opts.config === 'string' ? opts.config : undefined
+  const file = filePath !== undefined ? readConfigFile(filePath) : undefined
   const base: ConfigInput = {
     dataDir: opts.data as string | undefined,
     clickhouseUrl: opts.clickhouse as string | undefined,
@@ -34,22 +68,25 @@ export function contextFrom(opts: Record<string, unknown>, flags: ConfigInput = 
       format: opts.logFormat as Config['log']['format'] | undefined,
     },
   }
-  const config = resolveConfig({ file, env: configFromEnv(process.env), flags: mergeFlags(base, flags) })
+  const fromFlags = mergeFlags(mergeFlags(configFromFlags(opts, settings), base), flags)
+  const config = resolveConfig({ file, filePath, env: configFromEnv(process.env), flags: fromFlags })
   const logger = createLogger({ level: config.log.level, format: config.log.format })
   return { config, logger }
 }
 
+/** b over a, recursively; undefined never replaces a value. */
 function mergeFlags(a: ConfigInput, b: ConfigInput): ConfigInput {
-  const out: Record<string, unknown> = { ...a }
-  for (const [k, v] of Object.entries(b)) {
-    if (v === undefined) continue
-    const prev = out[k]
-    out[k] =
-      typeof v === 'object' && v !== null && !Array.isArray(v) && typeof prev === 'object' && prev !== null
-        ? { ...(prev as object), ...(v as object) }
-        : v
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+  const merge = (x: Record<string, unknown>, y: Record<string, unknown>): Record<string, unknown> => {
+    const out: Record<string, unknown> = { ...x }
+    for (const [k, v] of Object.entries(y)) {
+      if (v === undefined) continue
+      out[k] = isObject(v) && isObject(out[k]) ? merge(out[k] as Record<string, unknown>, v) : v
+    }
+    return out
   }
-  return out as ConfigInput
+  return merge(a as Record<string, unknown>, b as Record<string, unknown>) as ConfigInput
 }
 
 export function openStoreFor(ctx: CommandContext, role: string): Promise<Store> {

@@ -60,6 +60,9 @@ export interface Metrics {
   readonly kafkaMessages: Counter<'direction'>
   /** Files the spool watcher reported and skipped, by reason. */
   readonly watchReported: Counter<'reason'>
+  /** `teiten serve`: requests by route pattern (never the raw URL) and status class. */
+  readonly httpRequests: Counter<'route' | 'status'>
+  readonly httpSeconds: Histogram<'route'>
   /** Complete files waiting to be ingested after the last scan. */
   readonly watchPending: Gauge<never>
   /** Files seen but not yet complete (still growing, or newest in their folder and not settled). */
@@ -160,6 +163,19 @@ export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
       labelNames: ['reason'] as const,
       registers,
     }),
+    httpRequests: new Counter({
+      name: 'teiten_http_requests_total',
+      help: 'dashboard/API requests by route pattern and status class (2xx|3xx|4xx|5xx)',
+      labelNames: ['route', 'status'] as const,
+      registers,
+    }),
+    httpSeconds: new Histogram({
+      name: 'teiten_http_request_seconds',
+      help: 'dashboard/API response time by route pattern',
+      labelNames: ['route'] as const,
+      buckets: [0.005, 0.02, 0.1, 0.5, 2, 10, 60],
+      registers,
+    }),
     watchPending: new Gauge({ name: 'teiten_watch_files_pending', help: 'complete files not yet ingested', registers }),
     watchGrowing: new Gauge({
       name: 'teiten_watch_files_incomplete',
@@ -234,6 +250,7 @@ export function instrumentSink(
   // complete) a group insert that a crash interrupted (pipeline/ingest.ts).
   if (sink.lookupFiles) out.lookupFiles = (ids) => sink.lookupFiles!(ids)
   if (sink.groupMembers) out.groupMembers = (groups) => sink.groupMembers!(groups)
+  if (sink.legacyPartial) out.legacyPartial = (ids) => sink.legacyPartial!(ids)
   if (sink.finishFiles) out.finishFiles = (records) => sink.finishFiles!(records)
   if (sink.writeGroup) out.writeGroup = (group) => timed(group.rows, () => sink.writeGroup!(group))
   return out

@@ -86,7 +86,7 @@ export async function readCapture(
  * gunzip stream machinery, more than decoding the file's packets (2M-packet split: 9.9 s ->
  * 7.1 s for the whole ingest).
  */
-const SMALL_FILE_BYTES = 1 << 20
+export const SMALL_FILE_BYTES = 1 << 20
 
 function readSmallFile(path: string): Buffer | undefined {
   let size: number

@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
 import { lstat, readdir, realpath, stat } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { TeitenError } from '../core/errors.js'
@@ -49,19 +47,4 @@ export async function expandPaths(paths: string[], sensorOverride?: string): Pro
     else throw new TeitenError('USAGE', `${arg}: not a file or directory`, { file: arg })
   }
   return out
-}
-
-/**
- * Identity by content, not name: a file renamed by a rotation script is not new data, and a
- * file rewritten under the same name is. 128 bits of SHA-256 (hardware-accelerated here,
- * ~2 GB/s; the second read of the file for parsing comes from the page cache).
- */
-export async function fileIdentity(path: string): Promise<string> {
-  const hash = createHash('sha256')
-  try {
-    for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer)
-  } catch (err) {
-    throw new TeitenError('CAPTURE_READ_FAILED', (err as Error).message, { file: path }, { cause: err })
-  }
-  return hash.digest('hex').slice(0, 32)
 }

@@ -5,8 +5,8 @@ import type { Metrics } from '../core/metrics.js'
 import { readCapture } from '../ingest/capture.js'
 import { createUdpPacket, DECODE_STATUS_NAMES, DecodeStatus, decodeFrameStatus } from '../ingest/decode.js'
 import { EventRowEncoder } from '../store/rowbinary.js'
-import { type CaptureFile, fileIdentity } from './files.js'
-import { FileIdentities } from './identity.js'
+import type { CaptureFile } from './files.js'
+import { FileIdentities, type FileIds, fileIdentity } from './identity.js'
 import type { EventSink, FileRecord, GroupMember, LedgerEntry } from './sink.js'
 import { groupToken } from './sink.js'
 
@@ -35,6 +35,8 @@ const LOOKUP_AHEAD = 1000
 export interface FileOutcome {
   file: CaptureFile
   fileId: string
+  /** The hash of the file's bytes, where it differs from fileId (a gzip capture: pipeline/identity.ts). */
+  rawId?: string
   status: 'ingested' | 'skipped' | 'failed'
   records: number
   kept: number
@@ -350,8 +352,17 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     groupStart?: { offset: number; rows: number }
   }
 
-  const readInto = async (file: CaptureFile, fileId: string, canGroup: boolean): Promise<ReadResult> => {
-    encoder.setFile(file.sensor, fileId)
+  /**
+   * `tokenId` names the file's rows and batch tokens: its fileId, except for a .gz that a version
+   * before 0.3 stored in part under its raw-bytes id (legacyPartial).
+   */
+  const readInto = async (
+    file: CaptureFile,
+    fileId: string,
+    canGroup: boolean,
+    tokenId: string = fileId,
+  ): Promise<ReadResult> => {
+    encoder.setFile(file.sensor, tokenId)
     const stats: FileStats = {
       records: 0,
       kept: 0,
@@ -390,7 +401,9 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       const own = startOffset > 0 ? body.subarray(startOffset) : body
       startOffset = 0
       startRows = 0
-      batches.push(track(sink.writeBatch({ fileId, sensor: file.sensor, batchNo: batchNo++, rows, body: own })))
+      batches.push(
+        track(sink.writeBatch({ fileId: tokenId, sensor: file.sensor, batchNo: batchNo++, rows, body: own })),
+      )
     }
     const result: ReadResult = { stats, batches }
     try {
@@ -458,8 +471,9 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     return result
   }
 
-  const recordOf = (file: CaptureFile, fileId: string, r: ReadResult): FileRecord => ({
+  const recordOf = (file: CaptureFile, fileId: string, r: ReadResult, rawId?: string): FileRecord => ({
     fileId,
+    ...(rawId !== undefined && rawId !== fileId ? { rawId } : {}),
     sensor: file.sensor,
     path: file.path,
     bytes: file.size,
@@ -472,8 +486,9 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
   })
 
   /** Queues a file that was read completely (or up to a fault) for its ledger row and outcome. */
-  const readDone = (file: CaptureFile, fileId: string, r: ReadResult, asGroupMember: boolean) => {
-    const record = recordOf(file, fileId, r)
+  const readDone = (file: CaptureFile, ids: FileIds, r: ReadResult, asGroupMember: boolean) => {
+    const fileId = ids.id
+    const record = recordOf(file, fileId, r, ids.rawId)
     let stored: Promise<void>
     if (asGroupMember && r.batches.length === 0) {
       group ??= { members: [], rows: 0, stored: deferred() }
@@ -484,7 +499,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       stored = Promise.all(r.batches).then(() => {})
       stored.catch(() => {})
     }
-    finish({ file, fileId, stored, record, outcome: readOutcome(file, fileId, r), stats: r.stats })
+    finish({ file, fileId, stored, record, outcome: readOutcome(file, ids, r), stats: r.stats })
     if (group && (group.rows >= GROUP_ROWS || group.members.length >= GROUP_FILES)) flushGroup()
     return record
   }
@@ -497,18 +512,44 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     512,
   )
   const looked = new Map<string, LedgerEntry | null>()
-  const lookup = async (i: number, fileId: string): Promise<LedgerEntry | undefined> => {
-    if (!looked.has(fileId)) {
-      if (sink.lookupFiles) {
-        const ids = new Set([fileId])
-        for (const id of (await identities.known(i + 1, i + LOOKUP_AHEAD)).values()) if (!looked.has(id)) ids.add(id)
-        const found = await sink.lookupFiles([...ids])
-        for (const id of ids) looked.set(id, found.get(id) ?? null)
-      } else {
-        looked.set(fileId, (await sink.lookupFile(fileId)) ?? null)
-      }
+  /** Raw-bytes ids a version before 0.3 stored in part (sink.legacyPartial), among those looked up. */
+  const legacy = new Set<string>()
+  const lookupIds = async (ask: Set<string>, rawIds: Set<string>) => {
+    if (sink.lookupFiles) {
+      const found = await sink.lookupFiles([...ask])
+      for (const id of ask) looked.set(id, found.get(id) ?? null)
+    } else {
+      for (const id of ask) looked.set(id, (await sink.lookupFile(id)) ?? null)
     }
-    return looked.get(fileId) ?? undefined
+    if (sink.legacyPartial && rawIds.size > 0) for (const id of await sink.legacyPartial([...rawIds])) legacy.add(id)
+  }
+  /**
+   * The ledger entry of a file: under its content id, else under its raw-bytes id (a .gz that a
+   * version before 0.3 recorded; `legacy` says so).
+   */
+  const lookup = async (i: number, ids: FileIds): Promise<{ entry?: LedgerEntry; legacy: boolean }> => {
+    if (!looked.has(ids.id)) {
+      const ask = new Set<string>()
+      const rawIds = new Set<string>()
+      const add = (x: FileIds) => {
+        if (looked.has(x.id)) return
+        ask.add(x.id)
+        if (x.rawId !== x.id) {
+          ask.add(x.rawId)
+          rawIds.add(x.rawId)
+        }
+      }
+      add(ids)
+      if (sink.lookupFiles) for (const x of (await identities.known(i + 1, i + LOOKUP_AHEAD)).values()) add(x)
+      await lookupIds(ask, rawIds)
+    }
+    const entry = looked.get(ids.id)
+    if (entry) return { entry, legacy: false }
+    if (ids.rawId !== ids.id) {
+      const old = looked.get(ids.rawId)
+      if (old) return { entry: old, legacy: true }
+    }
+    return { legacy: false }
   }
   /** Files read in this run, by identity: a second copy in the same run is a skip, as it was when ledger rows were written one by one. */
   const seen = new Map<string, FileRecord>()
@@ -524,17 +565,29 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
   const recoverGroup = async (
     token: string,
     runFile: CaptureFile,
-    runFileId: string,
+    runIds: FileIds,
   ): Promise<{ r: ReadResult; record: FileRecord; stored: Promise<void> } | TeitenError> => {
     recoveredGroups.add(token)
     const members = (await sink.groupMembers!([token])).get(token) ?? []
-    const located: { member: GroupMember; file: CaptureFile }[] = []
+    const located: { member: GroupMember; file: CaptureFile; contentId: string }[] = []
+    // A member's recorded id is its content id, or (recorded by a version before 0.3) the raw-bytes
+    // id of a .gz: either matches, and the group is stored again under the ids it was recorded with.
+    const matches = (ids: FileIds, id: string) => ids.id === id || ids.rawId === id
+    let runFileId = runIds.id
     for (const m of members) {
       let file: CaptureFile | undefined
-      if (m.fileId === runFileId) file = runFile
-      else {
+      let contentId = m.fileId
+      if (matches(runIds, m.fileId)) {
+        file = runFile
+        runFileId = m.fileId
+        contentId = runIds.id
+      } else {
         try {
-          if ((await fileIdentity(m.path)) === m.fileId) file = { path: m.path, size: m.bytes, sensor: m.sensor }
+          const ids = await fileIdentity(m.path)
+          if (matches(ids, m.fileId)) {
+            file = { path: m.path, size: m.bytes, sensor: m.sensor }
+            contentId = ids.id
+          }
         } catch {}
       }
       if (!file) {
@@ -544,12 +597,12 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
           { file: runFile.path },
         )
       }
-      located.push({ member: m, file })
+      located.push({ member: m, file, contentId })
     }
     flushGroup()
     logger.info({ files: located.length, token }, 'completing an interrupted group insert')
-    const reads: { file: CaptureFile; fileId: string; r: ReadResult }[] = []
-    for (const { member, file } of located) {
+    const reads: { file: CaptureFile; fileId: string; contentId: string; r: ReadResult }[] = []
+    for (const { member, file, contentId } of located) {
       const r = await readInto(file, member.fileId, true)
       if (r.interrupted !== undefined) {
         // Aborted, or a member became unreadable: the group stays pending for the next run.
@@ -558,7 +611,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
           ? r.interrupted
           : new TeitenError('CAPTURE_READ_FAILED', 'interrupted', { file: file.path })
       }
-      reads.push({ file, fileId: member.fileId, r })
+      reads.push({ file, fileId: member.fileId, contentId, r })
     }
     const records = reads.map(({ file, fileId, r }) => recordOf(file, fileId, r))
     const stored = track(
@@ -566,8 +619,22 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     )
     let mine: { r: ReadResult; record: FileRecord; stored: Promise<void> } | undefined
     for (let k = 0; k < reads.length; k++) {
-      const { file, fileId, r } = reads[k]!
+      const { file, fileId, contentId, r } = reads[k]!
       seen.set(fileId, records[k]!)
+      if (contentId !== fileId) {
+        // A .gz recorded by a version before 0.3: recorded under its content id too, as a skip
+        // does (so that its uncompressed twin is skipped).
+        const alias: FileRecord = { ...records[k]!, fileId: contentId, rawId: fileId }
+        seen.set(contentId, alias)
+        finish({
+          file,
+          fileId: contentId,
+          stored,
+          record: alias,
+          outcome: skippedOutcome(file, contentId, alias),
+          silent: true,
+        })
+      }
       if (fileId === runFileId) mine = { r, record: records[k]!, stored }
       // The other members get their ledger rows with it; a copy met later in this run is a skip.
       else
@@ -590,17 +657,19 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     for (let i = 0; i < files.length; i++) {
       const file = files[i]!
       if (options.signal?.aborted) break
-      let fileId: string
+      let ids: FileIds
       try {
-        fileId = await identities.get(i)
+        ids = await identities.get(i)
       } catch (err) {
         const error = wrapError(err, 'CAPTURE_READ_FAILED', { file: file.path })
         finish({ file, fileId: '', outcome: { file, fileId: '', status: 'failed', records: 0, kept: 0, error } })
         continue
       }
 
+      const fileId = ids.id
       let previous: LedgerEntry | undefined = seen.get(fileId)
-      if (!previous) previous = await lookup(i, fileId)
+      let legacyRow = false
+      if (!previous) ({ entry: previous, legacy: legacyRow } = await lookup(i, ids))
       if (previous?.status === 'pending') {
         const refused = unrecoverable.get(previous.group)
         if (refused) {
@@ -609,13 +678,13 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
           continue
         }
         if (grouping && !recoveredGroups.has(previous.group)) {
-          const done = await recoverGroup(previous.group, file, fileId)
+          const done = await recoverGroup(previous.group, file, ids)
           if (done instanceof TeitenError) {
             unrecoverable.set(previous.group, done)
             finish({ file, fileId, outcome: { file, fileId, status: 'failed', records: 0, kept: 0, error: done } })
           } else {
             const { r, record, stored } = done
-            finish({ file, fileId, stored, record, stats: r.stats, outcome: readOutcome(file, fileId, r) })
+            finish({ file, fileId, stored, record, stats: r.stats, outcome: readOutcome(file, ids, r) })
           }
           continue
         }
@@ -638,12 +707,30 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
         const outcome: FileOutcome = error
           ? { file, fileId, status: 'failed', records: previous.records, kept: previous.kept, error }
           : skippedOutcome(file, fileId, previous)
+        if (ids.rawId !== fileId) outcome.rawId = ids.rawId
         logger.debug({ file: file.path, fileId, as: previous.path }, 'already ingested: skipped')
-        finish({ file, fileId, outcome })
+        if (legacyRow) {
+          // Recorded by a version before 0.3 under its raw-bytes id: recorded again under its content
+          // id, so that the uncompressed twin of this capture, met later, is skipped too.
+          const { status, error: prevError, ...rest } = previous
+          const record: FileRecord = {
+            ...rest,
+            fileId,
+            rawId: ids.rawId,
+            status: status === 'failed' ? 'failed' : 'complete',
+            error: prevError,
+          }
+          seen.set(fileId, record)
+          finish({ file, fileId, record, outcome })
+        } else finish({ file, fileId, outcome })
         continue
       }
 
-      const r = await readInto(file, fileId, grouping)
+      // A .gz a version before 0.3 stored in part: its rows go again under the same batch tokens.
+      const tokenId = ids.rawId !== fileId && legacy.has(ids.rawId) ? ids.rawId : fileId
+      if (tokenId !== fileId)
+        logger.info({ file: file.path, fileId, rawId: ids.rawId }, 'completing a file an older version stored in part')
+      const r = await readInto(file, fileId, grouping && tokenId === fileId, tokenId)
       reportMetrics()
       if (r.interrupted !== undefined) {
         if (!isTeitenError(r.interrupted, 'CAPTURE_READ_FAILED')) break // aborted: the file in hand is read again next time
@@ -666,7 +753,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
         if (r.batches.length === 0 && r.groupStart) encoder.rollback(r.groupStart.offset, r.groupStart.rows)
         break
       }
-      seen.set(fileId, readDone(file, fileId, r, grouping))
+      seen.set(fileId, readDone(file, ids, r, grouping && tokenId === fileId))
     }
     // Whatever was read completely is stored and recorded, also when the run was interrupted.
     flushGroup()
@@ -695,12 +782,13 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
 
 function readOutcome(
   file: CaptureFile,
-  fileId: string,
+  ids: FileIds,
   r: { stats: FileStats; captureError?: TeitenError },
 ): FileOutcome {
   return {
     file,
-    fileId,
+    fileId: ids.id,
+    ...(ids.rawId !== ids.id ? { rawId: ids.rawId } : {}),
     status: r.captureError ? 'failed' : 'ingested',
     records: r.stats.records,
     kept: r.stats.kept,

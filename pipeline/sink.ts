@@ -22,6 +22,11 @@ export interface FileRecord {
   lastTs: string | null
   status: 'complete' | 'failed'
   error: string
+  /**
+   * The hash of the file's bytes when it differs from fileId (a gzip capture: fileId is the hash
+   * of what it decompresses to). Versions before 0.3 recorded such files under it.
+   */
+  rawId?: string
 }
 
 /**
@@ -60,6 +65,11 @@ export interface EventSink {
   /** Members of interrupted group inserts; required with writeGroup. */
   groupMembers?(groups: string[]): Promise<Map<string, GroupMember[]>>
   writeBatch(batch: EventBatch): Promise<void>
+  /**
+   * Of these raw-bytes ids, those of files whose rows a version before 0.3 stored in part
+   * (interrupted before their ledger row): such a file is read again under its old batch tokens.
+   */
+  legacyPartial?(rawIds: string[]): Promise<Set<string>>
   /** Optional: stores several whole files in one insert, crash-safe (see EventGroup). */
   writeGroup?(group: EventGroup): Promise<void>
   finishFile(record: FileRecord): Promise<void>

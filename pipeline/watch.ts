@@ -11,7 +11,8 @@
  * - and, either way, it looked the same (size, mtime, ctime, inode) on two scans in a row, so a
  *   file that is still being written, or a .gz a post-rotate command is still compressing, waits.
  * A .gz whose decompressed content is already in the ledger (tcpdump -z gzip compressing a
- * capture that was ingested) is skipped: its bytes differ, its capture does not.
+ * capture that was ingested) is skipped, and so is a capture whose .gz was ingested: a file's
+ * identity is that of the capture it holds (pipeline/identity.ts).
  *
  * Exactly-once does not depend on this module: the ledger (content identity) and the batches'
  * dedup tokens make a re-read harmless. What this module adds is not taking a growing file (that
@@ -25,11 +26,9 @@ import { createReadStream } from 'node:fs'
 import { appendFile, lstat, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, relative, resolve } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { createGunzip } from 'node:zlib'
 import { TeitenError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics, WatchReportReason } from '../core/metrics.js'
-import { DEFAULT_MAX_GZIP_RATIO, GZIP_RATIO_GRACE_BYTES } from '../ingest/capture.js'
 import type { CaptureFile } from './files.js'
 import { type Enricher, type FileOutcome, ingestFiles } from './ingest.js'
 import type { EventSink } from './sink.js'
@@ -94,6 +93,8 @@ interface CacheEntry {
   size: number
   ino: number
   fileId: string
+  /** The hash of the file's bytes where it differs from fileId (gzip); what a grown file is checked against. */
+  rawId?: string
 }
 
 function lookOf(st: { size: number; mtimeMs: number; ctimeMs: number; ino: number; dev: number }): Look {
@@ -129,29 +130,10 @@ async function prefixIdentity(path: string, length: number): Promise<string> {
   return hash.digest('hex').slice(0, 32)
 }
 
-/**
- * Content identity of what a gzip file decompresses to: equal to the identity of the capture it
- * was made from. Gives up (undefined) past the ratio a capture reader allows: that is a bomb,
- * and reading it is the capture reader's business.
- */
-async function gunzippedIdentity(path: string, compressedBytes: number): Promise<string | undefined> {
-  const limit = Math.max(GZIP_RATIO_GRACE_BYTES, DEFAULT_MAX_GZIP_RATIO * compressedBytes)
-  const hash = createHash('sha256')
-  let total = 0
-  const gunzip = createGunzip()
-  const source = createReadStream(path, { highWaterMark: 1 << 20 })
-  source.on('error', (err) => gunzip.destroy(err))
-  try {
-    for await (const chunk of source.pipe(gunzip)) {
-      total += (chunk as Buffer).length
-      if (total > limit) return undefined
-      hash.update(chunk as Buffer)
-    }
-  } finally {
-    source.destroy()
-    gunzip.destroy()
-  }
-  return hash.digest('hex').slice(0, 32)
+function entryOf(sig: string, look: Look, outcome: FileOutcome): CacheEntry {
+  const entry: CacheEntry = { sig, size: look.size, ino: look.ino, fileId: outcome.fileId }
+  if (outcome.rawId !== undefined) entry.rawId = outcome.rawId
+  return entry
 }
 
 function isGzipName(name: string): boolean {
@@ -386,7 +368,7 @@ export class SpoolWatcher {
     if (cached && cached.sig !== s.sig && cached.ino === look.ino && look.size > cached.size) {
       let grown = false
       try {
-        grown = (await prefixIdentity(path, cached.size)) === cached.fileId
+        grown = (await prefixIdentity(path, cached.size)) === (cached.rawId ?? cached.fileId)
       } catch {
         // Unreadable now: the ingest below reports it.
       }
@@ -401,20 +383,6 @@ export class SpoolWatcher {
           { ingestedBytes: cached.size, size: look.size },
           'file grew after it was ingested: records added after it was read are not ingested (raise --settle-ms)',
         )
-        return true
-      }
-    }
-
-    if (isGzipName(s.name)) {
-      // tcpdump -z gzip, or an operator compressing old captures: the .gz holds a capture that
-      // may already be stored under the identity of its uncompressed bytes.
-      const inner = await gunzippedIdentity(path, look.size).catch(() => undefined)
-      if (inner !== undefined && (await this.options.sink.lookupFile(inner))) {
-        s.state = 'done'
-        await this.remember(rel, { sig: s.sig, size: look.size, ino: look.ino, fileId: inner })
-        this.counts.skipped++
-        this.options.metrics?.files.inc({ outcome: 'skipped' })
-        this.logger.info({ file: path, fileId: inner }, 'compressed copy of a capture already ingested: skipped')
         return true
       }
     }
@@ -444,7 +412,7 @@ export class SpoolWatcher {
         'file changed while it was read: what was read is stored, the file is looked at again',
       )
       // Remembered as it was when read, so that a file that only grew is recognised as such.
-      await this.remember(rel, { sig: s.sig, size: look.size, ino: look.ino, fileId: outcome.fileId })
+      await this.remember(rel, entryOf(s.sig, look, outcome))
       s.state = 'new'
       Object.assign(s, after, { sig: sigOf(after), stableScans: 0, sigSince: this.now() })
       return true
@@ -464,7 +432,7 @@ export class SpoolWatcher {
       return true
     }
     s.state = 'done'
-    await this.remember(rel, { sig: s.sig, size: look.size, ino: look.ino, fileId: outcome.fileId })
+    await this.remember(rel, entryOf(s.sig, look, outcome))
     const base = {
       file: path,
       sensor: outcome.file.sensor,
@@ -478,7 +446,10 @@ export class SpoolWatcher {
       this.logger.info({ ...base, dropped: outcome.dropped, ms: Math.round(ms) }, 'file ingested')
     } else if (outcome.status === 'skipped') {
       this.counts.skipped++
-      this.logger.info(base, 'already ingested: skipped')
+      if (isGzipName(s.name) && outcome.rawId !== undefined) {
+        // tcpdump -z gzip, or an operator compressing old captures.
+        this.logger.info(base, 'compressed copy of a capture already ingested: skipped')
+      } else this.logger.info(base, 'already ingested: skipped')
     } else {
       this.counts.failed++
       this.report(
@@ -515,7 +486,7 @@ export class SpoolWatcher {
     }
     for (const line of text.split('\n')) {
       if (line === '') continue
-      let e: { v?: number; p?: string; g?: string; s?: number; i?: number; id?: string }
+      let e: { v?: number; p?: string; g?: string; s?: number; i?: number; id?: string; r?: string }
       try {
         e = JSON.parse(line)
       } catch {
@@ -526,7 +497,13 @@ export class SpoolWatcher {
         break
       }
       if (typeof e.p === 'string' && typeof e.g === 'string' && typeof e.id === 'string') {
-        this.cache.set(e.p, { sig: e.g, size: Number(e.s), ino: Number(e.i), fileId: e.id })
+        this.cache.set(e.p, {
+          sig: e.g,
+          size: Number(e.s),
+          ino: Number(e.i),
+          fileId: e.id,
+          ...(e.r ? { rawId: e.r } : {}),
+        })
       }
     }
     await this.compactState()
@@ -539,7 +516,7 @@ export class SpoolWatcher {
     try {
       await appendFile(
         path,
-        `${JSON.stringify({ p: rel, g: entry.sig, s: entry.size, i: entry.ino, id: entry.fileId })}\n`,
+        `${JSON.stringify({ p: rel, g: entry.sig, s: entry.size, i: entry.ino, id: entry.fileId, r: entry.rawId })}\n`,
       )
       this.stateLines++
       if (this.stateLines > 2 * this.cache.size + 1000) await this.compactState()
@@ -552,7 +529,8 @@ export class SpoolWatcher {
     const path = this.options.statePath
     if (!path) return
     const lines = [JSON.stringify({ v: STATE_VERSION, root: this.root })]
-    for (const [p, e] of this.cache) lines.push(JSON.stringify({ p, g: e.sig, s: e.size, i: e.ino, id: e.fileId }))
+    for (const [p, e] of this.cache)
+      lines.push(JSON.stringify({ p, g: e.sig, s: e.size, i: e.ino, id: e.fileId, r: e.rawId }))
     const tmp = `${path}.${process.pid}.tmp`
     try {
       await mkdir(dirname(path), { recursive: true })

@@ -11,7 +11,8 @@ import {
 import { EVENT_STRUCTURE } from './schema.js'
 import { dedupSettings, type Store, settingsClause } from './store.js'
 
-const LEDGER_COLUMNS = 'file_id, sensor, path, bytes, records, kept, first_ts, last_ts, status, error, batch_group'
+const LEDGER_COLUMNS =
+  'file_id, sensor, path, bytes, records, kept, first_ts, last_ts, status, error, batch_group, raw_id'
 
 function recordOf(row: Record<string, unknown>): LedgerEntry {
   const record = {
@@ -24,6 +25,7 @@ function recordOf(row: Record<string, unknown>): LedgerEntry {
     firstTs: (row.first_ts as string | null) ?? null,
     lastTs: (row.last_ts as string | null) ?? null,
     error: String(row.error ?? ''),
+    ...(row.raw_id ? { rawId: String(row.raw_id) } : {}),
   }
   if (row.status === 'pending') return { ...record, status: 'pending', group: String(row.batch_group ?? '') }
   return { ...record, status: row.status as FileRecord['status'] }
@@ -53,16 +55,37 @@ const LOOKUP_CHUNK = 1000
 
 /**
  * The ledger entries of many files at once, pending ones included (an insert of several small
- * files together that was interrupted: see `writeGroup`).
+ * files together that was interrupted: see `writeGroup`). An id matches a row's file_id or its
+ * raw_id (the raw-bytes hash of a gzip capture, pipeline/identity.ts); a file_id match wins.
  */
 export async function lookupFiles(store: Store, fileIds: string[]): Promise<Map<string, LedgerEntry>> {
   const out = new Map<string, LedgerEntry>()
   for (let i = 0; i < fileIds.length; i += LOOKUP_CHUNK) {
+    const ids = fileIds.slice(i, i + LOOKUP_CHUNK)
     const rows = await store.query<Record<string, unknown>>(
-      `SELECT ${LEDGER_COLUMNS} FROM ingested_files FINAL WHERE file_id IN {ids:Array(String)}`,
-      { ids: fileIds.slice(i, i + LOOKUP_CHUNK) },
+      `SELECT ${LEDGER_COLUMNS} FROM ingested_files FINAL
+       WHERE file_id IN {ids:Array(String)} OR (raw_id != '' AND raw_id IN {ids:Array(String)})`,
+      { ids },
     )
+    const asked = new Set(ids)
     for (const row of rows) out.set(String(row.file_id), recordOf(row))
+    for (const row of rows) {
+      const raw = String(row.raw_id ?? '')
+      if (raw !== '' && asked.has(raw) && !out.has(raw)) out.set(raw, recordOf(row))
+    }
+  }
+  return out
+}
+
+/** See EventSink.legacyPartial. */
+export async function legacyPartial(store: Store, rawIds: string[]): Promise<Set<string>> {
+  const out = new Set<string>()
+  for (let i = 0; i < rawIds.length; i += LOOKUP_CHUNK) {
+    const rows = await store.query<{ file_id: string }>(
+      'SELECT DISTINCT file_id FROM legacy_partial_files WHERE file_id IN {ids:Array(String)}',
+      { ids: rawIds.slice(i, i + LOOKUP_CHUNK) },
+    )
+    for (const row of rows) out.add(String(row.file_id))
   }
   return out
 }
@@ -95,13 +118,13 @@ export async function groupMembers(store: Store, groups: string[]): Promise<Map<
 
 export async function recordFile(store: Store, record: FileRecord): Promise<void> {
   await store.command(
-    `INSERT INTO ingested_files (file_id, sensor, path, bytes, records, kept, first_ts, last_ts, status, error, ingested_at)
+    `INSERT INTO ingested_files (file_id, sensor, path, bytes, records, kept, first_ts, last_ts, status, error, raw_id, ingested_at)
      SETTINGS ${Object.entries(dedupSettings(`ledger:${record.fileId}`))
        .map(([k, v]) => `${k} = ${typeof v === 'string' ? `'${v}'` : v}`)
        .join(', ')}
      VALUES ({file_id:String}, {sensor:String}, {path:String}, {bytes:UInt64}, {records:UInt64}, {kept:UInt64},
              {first_ts:Nullable(DateTime64(9, 'UTC'))}, {last_ts:Nullable(DateTime64(9, 'UTC'))},
-             {status:String}, {error:String}, now64(3))`,
+             {status:String}, {error:String}, {raw_id:String}, now64(3))`,
     {
       file_id: record.fileId,
       sensor: record.sensor,
@@ -113,6 +136,7 @@ export async function recordFile(store: Store, record: FileRecord): Promise<void
       last_ts: record.lastTs,
       status: record.status,
       error: record.error,
+      raw_id: record.rawId ?? '',
     },
   )
 }
@@ -145,6 +169,7 @@ export async function recordFiles(
       status: options.status ?? r.status,
       error: r.error,
       batch_group: options.group ?? '',
+      raw_id: r.rawId ?? '',
       ingested_at: at,
     }),
   )
@@ -180,6 +205,10 @@ export class StoreSink implements EventSink {
 
   groupMembers(groups: string[]): Promise<Map<string, GroupMember[]>> {
     return groupMembers(this.store, groups)
+  }
+
+  legacyPartial(rawIds: string[]): Promise<Set<string>> {
+    return legacyPartial(this.store, rawIds)
   }
 
   writeBatch(batch: EventBatch): Promise<void> {

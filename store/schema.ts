@@ -119,6 +119,24 @@ export const MIGRATIONS: Migration[] = [
       `ALTER TABLE ingested_files ADD COLUMN IF NOT EXISTS batch_group String DEFAULT '' AFTER error`,
     ],
   },
+  {
+    version: 3,
+    description: 'ledger: identity of a gzip capture is its decompressed content; raw-bytes id kept',
+    statements: [
+      // Since 0.3 a file's id is the hash of the capture it holds (X.pcap and X.pcap.gz are one
+      // capture); raw_id is the hash of its bytes, the id older versions recorded for .gz files.
+      `ALTER TABLE ingested_files ADD COLUMN IF NOT EXISTS raw_id String DEFAULT '' AFTER batch_group`,
+      // Files whose rows an older version stored in part (a crash before the ledger row), under
+      // batch tokens of their raw-bytes id: a .gz among them is read again under those tokens, so
+      // the batches stored before the crash are not counted twice. Taken once, at the upgrade:
+      // after it every file's tokens use its content id.
+      `CREATE TABLE IF NOT EXISTS legacy_partial_files (file_id String) ENGINE = MergeTree ORDER BY file_id`,
+      `INSERT INTO legacy_partial_files
+       SELECT DISTINCT file_id FROM events
+       WHERE file_id NOT IN (SELECT file_id FROM ingested_files)
+         AND file_id NOT IN (SELECT file_id FROM legacy_partial_files)`,
+    ],
+  },
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version

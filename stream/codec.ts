@@ -265,7 +265,7 @@ export function encodeFileMessage(record: FileRecord): Buffer {
   return out
 }
 
-const FILE_FIELDS: Record<keyof FileRecord, 'string' | 'number' | 'nullable-string' | 'status'> = {
+const FILE_FIELDS: Record<keyof FileRecord, 'string' | 'number' | 'nullable-string' | 'status' | 'optional-id'> = {
   fileId: 'string',
   sensor: 'string',
   path: 'string',
@@ -276,6 +276,8 @@ const FILE_FIELDS: Record<keyof FileRecord, 'string' | 'number' | 'nullable-stri
   lastTs: 'nullable-string',
   status: 'status',
   error: 'string',
+  // Since 0.3, for gzip captures (pipeline/identity.ts); producers of older versions omit it.
+  rawId: 'optional-id',
 }
 
 const ISO_TS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?$/
@@ -298,12 +300,14 @@ function decodeFileRecord(json: Buffer): FileRecord {
           ? typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
           : type === 'nullable-string'
             ? x === null || (typeof x === 'string' && ISO_TS.test(x))
-            : x === 'complete' || x === 'failed'
+            : type === 'optional-id'
+              ? x === undefined || (typeof x === 'string' && /^[0-9a-f]{1,127}$/.test(x))
+              : x === 'complete' || x === 'failed'
     if (!ok) throw bad(`file record field ${key} is invalid`)
   }
   if (!/^[0-9a-f]{1,127}$/.test(v.fileId as string)) throw bad('file record fileId is invalid')
   const record = {} as Record<string, unknown>
-  for (const key of Object.keys(FILE_FIELDS)) record[key] = v[key]
+  for (const key of Object.keys(FILE_FIELDS)) if (v[key] !== undefined) record[key] = v[key]
   return record as unknown as FileRecord
 }
 

@@ -21,6 +21,8 @@ export interface LocalLedgerEntry extends FileRecord {
 
 export class LocalLedger {
   private readonly byKey = new Map<string, LocalLedgerEntry>()
+  /** Entries by raw-bytes id, where it differs from the content id (gzip captures, since 0.3). */
+  private readonly byRawKey = new Map<string, LocalLedgerEntry>()
 
   private constructor(readonly path: string) {}
 
@@ -45,8 +47,7 @@ export class LocalLedger {
       if (line.trim() === '') continue
       try {
         const entry = JSON.parse(line) as LocalLedgerEntry
-        if (typeof entry.fileId === 'string' && typeof entry.topic === 'string')
-          ledger.byKey.set(key(entry.topic, entry.fileId), entry)
+        if (typeof entry.fileId === 'string' && typeof entry.topic === 'string') ledger.index(entry)
       } catch {
         // A line cut short by a crash: that file is published again (deduplicated downstream).
         logger.warn({ file: ledger.path, line: lineNo }, 'unreadable line in the local Kafka ledger: ignored')
@@ -60,7 +61,8 @@ export class LocalLedger {
   }
 
   lookup(topic: string, fileId: string): FileRecord | undefined {
-    const entry = this.byKey.get(key(topic, fileId))
+    // Either id matches, as in the store's ledger (store/ledger.ts lookupFiles).
+    const entry = this.byKey.get(key(topic, fileId)) ?? this.byRawKey.get(key(topic, fileId))
     if (!entry) return undefined
     const { topic: _t, publishedAt: _p, ...record } = entry
     return record
@@ -77,7 +79,13 @@ export class LocalLedger {
     } finally {
       closeSync(fd)
     }
-    this.byKey.set(key(topic, record.fileId), entry)
+    this.index(entry)
+  }
+
+  private index(entry: LocalLedgerEntry): void {
+    this.byKey.set(key(entry.topic, entry.fileId), entry)
+    if (typeof entry.rawId === 'string' && entry.rawId !== entry.fileId)
+      this.byRawKey.set(key(entry.topic, entry.rawId), entry)
   }
 }
 

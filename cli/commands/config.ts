@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { stringify as toYaml } from 'yaml'
 import { redactConfig } from '../../core/config.js'
 import { TeitenError } from '../../core/errors.js'
-import { addCommonOptions, addStoreOptions, contextFrom } from '../context.js'
+import { ALL_SETTINGS, addCommonOptions, addSettingFlags, addStoreOptions, contextFrom } from '../context.js'
 
 /**
  * `teiten config print`: the configuration a command would run with (defaults < --config file <
@@ -17,12 +17,14 @@ export function registerConfig(program: Command): void {
     .option('--format <format>', 'yaml|json', 'yaml')
   addStoreOptions(print)
   addCommonOptions(print)
+  // Every setting's flag, so that a command line can be checked before it is run.
+  addSettingFlags(print, ALL_SETTINGS)
   print.action((opts: Record<string, unknown>) => {
     const format = String(opts.format)
     if (format !== 'yaml' && format !== 'json') {
       throw new TeitenError('USAGE', `--format must be one of yaml|json, got ${format}`)
     }
-    const { config: effective } = contextFrom(opts)
+    const { config: effective } = contextFrom(opts, {}, ALL_SETTINGS)
     const shown = redactConfig(effective)
     process.stdout.write(format === 'json' ? `${JSON.stringify(shown, null, 2)}\n` : toYaml(shown))
   })

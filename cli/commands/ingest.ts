@@ -24,6 +24,19 @@ export function formatSummary(s: IngestSummary): string {
   return `${lines.join('\n')}\n`
 }
 
+/** The settings `ingest` takes as flags (core/config.ts CONFIG_KEYS). */
+const INGEST_SETTINGS = [
+  'geoip',
+  'sensor',
+  'kafka.brokers',
+  'kafka.topic',
+  'kafka.clientId',
+  'retentionDays',
+  'metricsPort',
+  'watch.settleMs',
+  'watch.pollIntervalMs',
+]
+
 export function registerIngest(program: Command): void {
   const cmd = program
     .command('ingest')
@@ -31,12 +44,17 @@ export function registerIngest(program: Command): void {
     .argument('[paths...]', 'capture files or directories (searched recursively)')
     .option('--watch <dir>', 'follow a spool (one folder per sensor) until SIGTERM or SIGINT, instead of paths')
     .option('--settle-ms <n>', 'with --watch: a file unchanged this long is complete without a newer one (30000)')
+    .option(
+      '--poll-interval-ms <n>',
+      'with --watch: how often the spool is scanned (1000; env TEITEN_POLL_INTERVAL_MS)',
+    )
     .option('--metrics-port <n>', 'with --watch: Prometheus metrics on http://127.0.0.1:N/metrics (0: any free port)')
     .option('--retention-days <n>', 'raw events expire after N days (0: never); the daily aggregates keep everything')
     .option('--geoip <mmdb>', 'MaxMind GeoIP2/GeoLite2 Country or City database (env TEITEN_GEOIP)')
     .option('--sensor <id>', 'sensor id (default: the name of the directory holding each file)')
     .option('--kafka <brokers>', 'publish to Kafka instead of storing (host:port[,host:port])')
     .option('--topic <topic>', 'Kafka topic (default teiten.ntp.events)')
+    .option('--kafka-client-id <id>', 'Kafka client id (default teiten; env TEITEN_KAFKA_CLIENT_ID)')
     .option('--no-progress', 'no progress bar')
   addStoreOptions(cmd)
   addCommonOptions(cmd)
@@ -46,17 +64,7 @@ export function registerIngest(program: Command): void {
       throw new TeitenError('USAGE', 'give capture paths or --watch DIR, not both')
     if (spool === undefined && paths.length === 0)
       throw new TeitenError('USAGE', 'missing capture paths (or --watch DIR)')
-    const ctx = contextFrom(opts, {
-      geoip: opts.geoip as string | undefined,
-      sensor: opts.sensor as string | undefined,
-      kafka: {
-        brokers: typeof opts.kafka === 'string' ? opts.kafka.split(',').map((s) => s.trim()) : undefined,
-        topic: opts.topic as string | undefined,
-      },
-      retentionDays: wholeNumber(opts.retentionDays, '--retention-days'),
-      metricsPort: wholeNumber(opts.metricsPort, '--metrics-port'),
-      watch: { settleMs: wholeNumber(opts.settleMs, '--settle-ms') },
-    })
+    const ctx = contextFrom(opts, {}, INGEST_SETTINGS)
     let files: CaptureFile[] = []
     if (spool !== undefined) await checkSpool(spool)
     else {
@@ -121,14 +129,6 @@ export function registerIngest(program: Command): void {
     if (controller.signal.aborted) process.exitCode = 130
     else if (summary.filesFailed > 0) process.exitCode = 1
   })
-}
-
-/** A non-negative whole number from a flag, or undefined when the flag is absent. */
-function wholeNumber(value: unknown, flag: string): number | undefined {
-  if (value === undefined) return undefined
-  const text = String(value)
-  if (!/^\d{1,15}$/.test(text)) throw new TeitenError('USAGE', `${flag} must be a whole number >= 0, got ${text}`)
-  return Number(text)
 }
 
 /**

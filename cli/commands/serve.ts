@@ -3,7 +3,8 @@ import type { ConfigInput } from '../../core/config.js'
 import { TeitenError } from '../../core/errors.js'
 import { DEFAULT_EXPORT_MAX_ROWS, startDashboard } from '../../dashboards/server/app.js'
 import { loadSensorsFile } from '../../dashboards/server/sensors.js'
-import { addCommonOptions, addStoreOptions, contextFrom, openStoreFor } from '../context.js'
+import { createMetrics, type MetricsServer, startMetricsServer } from '../../core/metrics.js'
+import { addCommonOptions, addSettingFlags, addStoreOptions, contextFrom, openStoreFor } from '../context.js'
 
 function parsePort(value: unknown): number | undefined {
   if (value === undefined) return undefined
@@ -19,6 +20,9 @@ function parseCount(value: unknown, flag: string): number | undefined {
     throw new TeitenError('USAGE', `${flag} must be a positive whole number`)
   return Number(value)
 }
+
+/** Settings `serve` takes as flags besides those serveFlags parses. */
+const SERVE_SETTINGS = ['metricsPort']
 
 /** The flags of `teiten serve` as a config layer (flags beat TEITEN_* and the config file). */
 export function serveFlags(opts: Record<string, unknown>): ConfigInput {
@@ -52,9 +56,10 @@ export function registerServe(program: Command, hooks: ServeHooks = {}): void {
     .option('--export-max-rows <n>', `largest /api/export in events (default ${DEFAULT_EXPORT_MAX_ROWS})`)
   addStoreOptions(cmd)
   addCommonOptions(cmd)
+  addSettingFlags(cmd, SERVE_SETTINGS)
   cmd.action(async (opts: Record<string, unknown>) => {
     const exportMaxRows = parseCount(opts.exportMaxRows, '--export-max-rows')
-    const ctx = contextFrom(opts, serveFlags(opts))
+    const ctx = contextFrom(opts, serveFlags(opts), SERVE_SETTINGS)
     const { host, port, token } = ctx.config.serve
     const sensors = ctx.config.sensorsFile ? loadSensorsFile(ctx.config.sensorsFile) : undefined
     const loopback = host === 'localhost' || host === '::1' || host.startsWith('127.')
@@ -65,12 +70,32 @@ export function registerServe(program: Command, hooks: ServeHooks = {}): void {
       )
     }
     const store = await openStoreFor(ctx, 'teiten serve')
+    const metrics = ctx.config.metricsPort !== undefined ? createMetrics({ version: program.version() }) : undefined
     let dashboard: Awaited<ReturnType<typeof startDashboard>>
+    let metricsServer: MetricsServer | undefined
     try {
-      dashboard = await startDashboard({ store, logger: ctx.logger, host, port, token, sensors, exportMaxRows })
+      dashboard = await startDashboard({
+        store,
+        logger: ctx.logger,
+        host,
+        port,
+        token,
+        sensors,
+        exportMaxRows,
+        metrics,
+      })
     } catch (err) {
       await store.close()
       throw new TeitenError('USAGE', `cannot listen on ${host}:${port}: ${(err as Error).message}`, {}, { cause: err })
+    }
+    if (metrics) {
+      try {
+        metricsServer = await startMetricsServer(metrics, { port: ctx.config.metricsPort!, logger: ctx.logger })
+      } catch (err) {
+        await dashboard.close()
+        await store.close()
+        throw err
+      }
     }
     ctx.logger.info(
       { url: dashboard.url, store: store.kind, token: Boolean(token), sensors: sensors?.source },
@@ -90,6 +115,7 @@ export function registerServe(program: Command, hooks: ServeHooks = {}): void {
       hooks.stop?.addEventListener('abort', stop)
     })
     ctx.logger.info({}, 'shutting down')
+    await metricsServer?.close()
     await dashboard.close()
     await store.close()
   })

@@ -3,7 +3,7 @@ import { TeitenError } from '../../core/errors.js'
 import { createMetrics, type MetricsServer, startMetricsServer } from '../../core/metrics.js'
 import { DEFAULT_SESSION_TIMEOUT_MS, runSink } from '../../stream/consumer.js'
 import { kafkajsTransport, parseBrokers } from '../../stream/kafka.js'
-import { addCommonOptions, addStoreOptions, contextFrom, openStoreFor } from '../context.js'
+import { addCommonOptions, addSettingFlags, addStoreOptions, contextFrom, openStoreFor } from '../context.js'
 
 function wholeNumber(value: unknown, flag: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (value === undefined) return undefined
@@ -15,6 +15,9 @@ function wholeNumber(value: unknown, flag: string, max = Number.MAX_SAFE_INTEGER
   }
   return Number(value)
 }
+
+/** Settings `sink` reads from flags it does not parse itself. */
+const SINK_SETTINGS = ['kafka.clientId', 'retentionDays']
 
 export function registerSink(program: Command): void {
   const cmd = program
@@ -35,18 +38,23 @@ export function registerSink(program: Command): void {
     )
   addStoreOptions(cmd)
   addCommonOptions(cmd)
+  addSettingFlags(cmd, SINK_SETTINGS)
   cmd.action(async (opts: Record<string, unknown>) => {
     const exitWhenIdleMs = wholeNumber(opts.exitWhenIdle, '--exit-when-idle')
     const reportIntervalMs = wholeNumber(opts.reportInterval, '--report-interval')
     const sessionTimeout = wholeNumber(opts.sessionTimeout, '--session-timeout')
-    const ctx = contextFrom(opts, {
-      kafka: {
-        brokers: typeof opts.kafka === 'string' ? parseBrokers(opts.kafka) : undefined,
-        topic: opts.topic as string | undefined,
-        group: opts.group as string | undefined,
+    const ctx = contextFrom(
+      opts,
+      {
+        kafka: {
+          brokers: typeof opts.kafka === 'string' ? parseBrokers(opts.kafka) : undefined,
+          topic: opts.topic as string | undefined,
+          group: opts.group as string | undefined,
+        },
+        metricsPort: wholeNumber(opts.metricsPort, '--metrics-port', 65535),
       },
-      metricsPort: wholeNumber(opts.metricsPort, '--metrics-port', 65535),
-    })
+      SINK_SETTINGS,
+    )
     const { brokers, topic, group, clientId } = ctx.config.kafka
     if (!brokers?.length)
       throw new TeitenError('USAGE', 'teiten sink needs --kafka host:port (or TEITEN_KAFKA_BROKERS)')

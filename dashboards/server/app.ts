@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { isTeitenError, TeitenError } from '../../core/errors.js'
 import type { Logger } from '../../core/logger.js'
+import type { Metrics } from '../../core/metrics.js'
 import { parseDailyQuery, queryDaily } from '../../store/queries.js'
 import {
   assertExportSize,
@@ -41,6 +42,8 @@ export interface DashboardOptions {
   /** Largest export the API produces, in events (default 1,000,000). */
   exportMaxRows?: number
   sqlLimits?: SqlLimits
+  /** Request counts and latencies (`serve --metrics-port`). */
+  metrics?: Metrics
 }
 
 export const DEFAULT_EXPORT_MAX_ROWS = 1_000_000
@@ -166,6 +169,12 @@ export function buildDashboardApp(options: DashboardOptions): FastifyInstance {
   })
 
   app.addHook('onResponse', async (req, reply) => {
+    if (options.metrics) {
+      // The route pattern, not the URL: labels stay a fixed set whatever clients ask for.
+      const route = req.routeOptions.url ?? 'unmatched'
+      options.metrics.httpRequests.inc({ route, status: `${Math.floor(reply.statusCode / 100)}xx` })
+      options.metrics.httpSeconds.observe({ route }, reply.elapsedTime / 1000)
+    }
     logger.debug(
       { method: req.method, url: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
       'request',

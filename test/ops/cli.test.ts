@@ -240,3 +240,33 @@ describe('ingest --watch', () => {
     expect(rows.reduce((n, r) => n + Number(r.packets), 0)).toBe(truth.kept + d.truth.kept)
   })
 })
+
+describe('serve --metrics-port', () => {
+  it('counts requests by route pattern and status class on loopback, never by URL', async () => {
+    const data = join(work.path, 'serve-data')
+    const run = startCli(['serve', '--data', data, '--port', '0', '--metrics-port', '0'])
+    try {
+      const served = JSON.parse(await run.waitFor(/"metrics served"/)) as { endpoint: string }
+      expect(served.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/)
+      const base = (await run.waitFor(/^teiten: dashboard at /)).replace(/^teiten: dashboard at (\S+?)\/?$/, '$1')
+      expect((await get(`${base}/api/meta`)).status).toBe(200)
+      expect((await get(`${base}/api/meta`)).status).toBe(200)
+      expect((await get(`${base}/api/daily?by=day`)).status).toBe(200)
+      expect((await get(`${base}/api/source/not-an-address`)).status).toBe(400)
+      expect((await get(`${base}/no/such/page-1234`)).status).toBe(404)
+      const m = await get(served.endpoint)
+      expect(m.status).toBe(200)
+      expect(metricValue(m.body, 'teiten_http_requests_total', 'route="/api/meta",status="2xx"')).toBe(2)
+      expect(metricValue(m.body, 'teiten_http_requests_total', 'route="/api/source/:addr",status="4xx"')).toBe(1)
+      expect(metricValue(m.body, 'teiten_http_requests_total', 'route="/api/daily",status="2xx"')).toBe(1)
+      expect(metricValue(m.body, 'teiten_http_request_seconds_count', 'route="/api/meta"')).toBe(2)
+      expect(m.body).not.toContain('not-an-address')
+      expect(m.body).not.toContain('page-1234')
+      expect(m.body).not.toContain('by=day')
+      expect(m.body).toContain('teiten_process_cpu_seconds_total')
+    } finally {
+      run.child.kill('SIGTERM')
+      expect((await run.done).code).toBe(0)
+    }
+  })
+})

@@ -109,7 +109,7 @@ describe('SIGKILL at random points', () => {
     } finally {
       await store.close()
     }
-  })
+  }, 240_000) // eight CLI runs and two full ingests: 30-45 s alone, past 60 s beside the whole suite on 2 cores
 })
 
 describe('storage failure during a watch', () => {

@@ -3,8 +3,10 @@
  * 1 MB limit, stay in order per sensor with the file record last, the topic is created when
  * missing, and the local ledger is written only after the broker acknowledged the file.
  */
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { createHash } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { gunzipSync, gzipSync } from 'node:zlib'
 import kafkajs from 'kafkajs'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { resolveConfig } from '../../core/config.js'
@@ -215,5 +217,50 @@ describe('createKafkaSink', () => {
     const fileId = JSON.parse(lines[0]!).fileId as string
     expect(await other.lookupFile(fileId)).toBeUndefined()
     await other.close()
+  }, 60_000)
+
+  it('publishes a capture and its gzip twin once, and skips a .gz an older version published', async () => {
+    const topic = uniqueName('producer-gz')
+    const ledgerDir = join(dir.path, 'gz-ledger')
+    const c = await makeCorpus(join(dir.path, 'gz'), { seed: 33, kept: 3000, prefix: 'gz', days: 1 })
+    const [first, second] = await expandPaths([c.dir])
+    const captureOf = (path: string) => {
+      const b = readFileSync(path)
+      return b[0] === 0x1f && b[1] === 0x8b ? gunzipSync(b) : b
+    }
+    const plain = join(dir.path, 'gz-twins', 's', 'a.pcap')
+    const gz = join(dir.path, 'gz-twins', 's', 'a.pcap.gz')
+    const old = join(dir.path, 'gz-twins', 's', 'b.pcap.gz')
+    mkdirSync(dirname(plain), { recursive: true })
+    const content = captureOf(first!.path)
+    writeFileSync(plain, content)
+    writeFileSync(gz, gzipSync(content))
+    // What a version before 0.3 recorded for b.pcap.gz: the hash of its bytes as its id.
+    const oldBytes = gzipSync(captureOf(second!.path))
+    writeFileSync(old, oldBytes)
+    const rawId = createHash('sha256').update(oldBytes).digest('hex').slice(0, 32)
+    mkdirSync(ledgerDir, { recursive: true })
+    const legacy = { fileId: rawId, sensor: 's', path: old, bytes: oldBytes.length, records: 1, kept: 1 }
+    writeFileSync(
+      join(ledgerDir, LOCAL_LEDGER_FILE),
+      `${JSON.stringify({ ...legacy, firstTs: null, lastTs: null, status: 'complete', error: '', topic, publishedAt: new Date().toISOString() })}\n`,
+    )
+    const sink = await createKafkaSink({ config: configFor(topic, ledgerDir), logger: silentLogger, kafka: transport })
+    const one = await ingestFiles(await expandPaths([old, plain, gz]), { sink, enricher, logger: silentLogger })
+    await sink.close()
+    expect(one.outcomes.map((o) => [o.file.path, o.status])).toEqual([
+      [old, 'skipped'],
+      [plain, 'ingested'],
+      [gz, 'skipped'],
+    ])
+    const again = await createKafkaSink({ config: configFor(topic, ledgerDir), logger: silentLogger, kafka: transport })
+    const two = await ingestFiles(await expandPaths([gz]), { sink: again, enricher, logger: silentLogger })
+    await again.close()
+    expect(two.filesSkipped).toBe(1)
+    // a.pcap's record, and b.pcap.gz's old record again under its capture's id; no events of either twin twice.
+    const read = await readTopic(topic)
+    expect(read.filter((r) => r.msg.kind === 'file')).toHaveLength(2)
+    const rows = read.reduce((n, r) => n + (r.msg.kind === 'events' ? r.msg.rows : 0), 0)
+    expect(rows).toBe(one.outcomes[1]!.kept)
   }, 60_000)
 })

@@ -1,0 +1,341 @@
+/**
+ * A capture and its gzip'd copy are one capture: identity is the hash of the decompressed
+ * content (pipeline/identity.ts), on the group path (small files) and the multi-batch path, in
+ * one run and across runs, whatever their names. A store written before 0.3 knows .gz files
+ * under the hash of their bytes (ledger rows, pending group rows, batch tokens of a file cut
+ * short by a crash): after the upgrade (migration 3) those are recognised, never counted again.
+ */
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { silentLogger } from '../../core/logger.js'
+import { expandPaths } from '../../pipeline/files.js'
+import { FileIdentities, fileIdentity, IDENTITY_GZIP_LIMITS } from '../../pipeline/identity.js'
+import { BATCH_ROWS, ingestFiles } from '../../pipeline/ingest.js'
+import { type EventSink, groupToken } from '../../pipeline/sink.js'
+import { StoreSink } from '../../store/ledger.js'
+import { migrate } from '../../store/migrate.js'
+import { openStore } from '../../store/open.js'
+import type { Store } from '../../store/store.js'
+import {
+  addTruth,
+  emptyTruth,
+  eventStats,
+  generate,
+  gzip,
+  pcap,
+  storedCounts,
+  type Truth,
+  tempDir,
+  testEnricher,
+  truncateAll,
+  writeCapture,
+} from './helpers.js'
+
+const work = tempDir('teiten-gzid-')
+let store: Store
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').slice(0, 32)
+
+const small = generate({ seed: 301, packets: 900 })
+const small2 = generate({ seed: 302, packets: 700, startSec: Date.UTC(2024, 0, 2) / 1000 })
+const smallBytes = pcap(small.packets)
+const small2Bytes = pcap(small2.packets)
+
+beforeAll(async () => {
+  store = await openStore({ dataDir: join(work.path, 'data'), logger: silentLogger, host: false })
+}, 60_000)
+
+afterAll(async () => {
+  await store?.close()
+  work.cleanup()
+})
+
+let dirNo = 0
+function dir(): string {
+  return join(work.path, `spool${dirNo++}`)
+}
+
+const ingest = async (paths: string[], sink: EventSink = new StoreSink(store)) =>
+  ingestFiles(await expandPaths(paths), { sink, enricher: testEnricher(), logger: silentLogger })
+
+async function ledgerRows(): Promise<{ file_id: string; raw_id: string; status: string }[]> {
+  return store.query(
+    'SELECT file_id, raw_id, toString(status) AS status FROM ingested_files FINAL ORDER BY file_id, raw_id',
+  )
+}
+
+async function expectStored(truth: Truth): Promise<void> {
+  expect(await eventStats(store)).toEqual({ events: truth.kept, duplicates: 0 })
+  const counts = await storedCounts(store)
+  expect(counts.all).toEqual(truth.all)
+  expect(counts.access).toEqual(truth.access)
+}
+
+/** A multi-member gzip stream: what `cat a.gz b.gz` makes, and zcat reads as one. */
+function twoMembers(b: Buffer): Buffer {
+  const cut = Math.floor(b.length / 3)
+  return Buffer.concat([gzipSync(b.subarray(0, cut)), gzipSync(b.subarray(cut))])
+}
+
+describe('file identity of gzip captures', () => {
+  it('is the hash of the decompressed capture; the raw-bytes hash is kept beside it', async () => {
+    const d = dir()
+    const plain = writeCapture(join(d, 'a.pcap'), smallBytes)
+    const gz = writeCapture(join(d, 'a.pcap.gz'), gzip(smallBytes))
+    const multi = writeCapture(join(d, 'a-multi.gz'), twoMembers(smallBytes))
+    const big = pcap(generate({ seed: 303, packets: 30_000 }).packets) // > 1 MiB: the streaming path
+    expect(big.length).toBeGreaterThan(1 << 20)
+    const bigPlain = writeCapture(join(d, 'big.pcap'), big)
+    const bigGz = writeCapture(join(d, 'big.pcap.gz'), gzipSync(big, { level: 0 })) // stored: > 1 MiB too
+    for (const [path, content] of [
+      [plain, smallBytes],
+      [gz, smallBytes],
+      [multi, smallBytes],
+      [bigPlain, big],
+      [bigGz, big],
+    ] as const) {
+      const ids = await fileIdentity(path)
+      expect(ids.id).toBe(sha(content))
+      expect(ids.rawId).toBe(sha(readBytes(path)))
+    }
+  })
+
+  it('of a gzip file that does not decompress (cut short, corrupt, a bomb) is its raw-bytes hash', async () => {
+    const d = dir()
+    const gz = gzip(smallBytes)
+    const cut = writeCapture(join(d, 'cut.pcap.gz'), gz.subarray(0, gz.length - 20))
+    const corrupt = Buffer.from(gz)
+    corrupt.fill(0xff, 20, 60)
+    const bad = writeCapture(join(d, 'corrupt.pcap.gz'), corrupt)
+    const bigCut = gzipSync(pcap(generate({ seed: 304, packets: 30_000 }).packets), { level: 0 })
+    const cutBig = writeCapture(join(d, 'cut-big.pcap.gz'), bigCut.subarray(0, bigCut.length - 100))
+    for (const path of [cut, bad, cutBig]) {
+      const ids = await fileIdentity(path)
+      expect(ids).toEqual({ id: sha(readBytes(path)), rawId: sha(readBytes(path)) })
+      expect(await fileIdentity(path)).toEqual(ids) // deterministic
+    }
+    // The reader's bomb bounds apply: past the size or the ratio, the bytes are the identity.
+    const zeros = writeCapture(join(d, 'zeros.gz'), gzipSync(Buffer.alloc(4 << 20)))
+    const raw = sha(readBytes(zeros))
+    expect((await fileIdentity(zeros)).id).toBe(sha(Buffer.alloc(4 << 20)))
+    expect(await fileIdentity(zeros, { ...IDENTITY_GZIP_LIMITS, maxBytes: 1 << 20 })).toEqual({ id: raw, rawId: raw })
+    expect(await fileIdentity(zeros, { ...IDENTITY_GZIP_LIMITS, graceBytes: 1 << 16, smallBytes: 0 })).toEqual({
+      id: raw,
+      rawId: raw,
+    })
+  })
+
+  it('is the same on the hashing worker as on the main thread', async () => {
+    const d = dir()
+    const paths = [
+      writeCapture(join(d, 'a.pcap'), smallBytes),
+      writeCapture(join(d, 'a.pcap.gz'), gzip(smallBytes)),
+      writeCapture(join(d, 'b.gz'), twoMembers(small2Bytes)),
+      writeCapture(join(d, 'cut.gz'), gzip(small2Bytes).subarray(0, 100)),
+      writeCapture(join(d, 'big.gz'), gzipSync(pcap(generate({ seed: 305, packets: 30_000 }).packets), { level: 0 })),
+    ]
+    const ids = new FileIdentities(paths, 2)
+    try {
+      for (let i = 0; i < paths.length; i++) expect(await ids.get(i)).toEqual(await fileIdentity(paths[i]!))
+    } finally {
+      ids.close()
+    }
+    const gone = new FileIdentities([join(d, 'missing.pcap'), paths[0]!])
+    try {
+      await expect(gone.get(0)).rejects.toMatchObject({ code: 'CAPTURE_READ_FAILED' })
+      expect((await gone.get(1)).id).toBe(sha(smallBytes))
+    } finally {
+      gone.close()
+    }
+  })
+})
+
+const readBytes = (path: string): Buffer => readFileSync(path)
+
+describe('a capture and its gzip twin count once', () => {
+  it('in one run (group path), whatever the order and names', async () => {
+    await truncateAll(store)
+    const d = dir()
+    writeCapture(join(d, 's', 'a.pcap'), smallBytes)
+    writeCapture(join(d, 's', 'a.pcap.gz'), gzip(smallBytes))
+    writeCapture(join(d, 's', '0-renamed.cap.gz'), twoMembers(smallBytes)) // read first
+    writeCapture(join(d, 's', 'b.pcap.gz'), gzip(small2Bytes))
+    const r = await ingest([d])
+    expect(r.filesIngested).toBe(2)
+    expect(r.filesSkipped).toBe(2)
+    await expectStored(addTruth(addTruth(emptyTruth(), small.truth), small2.truth))
+    expect((await ledgerRows()).map((x) => x.file_id).sort()).toEqual([sha(smallBytes), sha(small2Bytes)].sort())
+  })
+
+  it.each([
+    ['the .gz first', ['a.pcap.gz'], ['a.pcap']],
+    ['the plain file first', ['a.pcap'], ['a.pcap.gz']],
+    ['renamed copies', ['a.pcap.gz'], ['other-name.cap', 'x.gz']],
+  ])('across runs: %s', async (_name, first, second) => {
+    await truncateAll(store)
+    const d = dir()
+    const put = (name: string) => {
+      const bytes = name.endsWith('.gz') ? gzip(smallBytes) : smallBytes
+      return writeCapture(join(d, 's', name), bytes)
+    }
+    const one = await ingest(first.map(put))
+    expect(one.filesIngested).toBe(1)
+    const two = await ingest(second.map(put))
+    expect(two.filesIngested).toBe(0)
+    expect(two.filesSkipped).toBe(second.length)
+    await expectStored(small.truth)
+  })
+
+  it('on the multi-batch path, in one run and across runs', async () => {
+    const big = generate({ seed: 306, packets: BATCH_ROWS + 12_000, noise: 0.02 })
+    const bytes = pcap(big.packets)
+    const d = dir()
+    const plain = writeCapture(join(d, 's', 'big.pcap'), bytes)
+    const gz = writeCapture(join(d, 's', 'big.pcap.gz'), gzip(bytes))
+    await truncateAll(store)
+    const both = await ingest([gz, plain])
+    expect([both.filesIngested, both.filesSkipped]).toEqual([1, 1])
+    await expectStored(big.truth)
+    await truncateAll(store)
+    expect((await ingest([plain])).filesIngested).toBe(1)
+    expect((await ingest([gz])).filesSkipped).toBe(1)
+    await expectStored(big.truth)
+  }, 120_000)
+})
+
+describe('a store written before 0.3 (raw-bytes ids of .gz files)', () => {
+  /** A sink that writes what a version before 0.3 wrote: ids (rows, tokens, ledger) are raw-bytes hashes. */
+  function oldVersionSink(
+    map: Map<string, string>,
+    crash: { afterBatches?: number; atLedger?: boolean } = {},
+  ): EventSink {
+    const crashAfterBatches = crash.afterBatches ?? Number.POSITIVE_INFINITY
+    const inner = new StoreSink(store)
+    const swap = (body: Buffer) => {
+      let out = body
+      for (const [from, to] of map) out = replaceAll(out, Buffer.from(from), Buffer.from(to))
+      return out
+    }
+    const old = (id: string) => map.get(id) ?? id
+    let batches = 0
+    return {
+      lookupFile: (id) => inner.lookupFile(id),
+      lookupFiles: (ids) => inner.lookupFiles(ids),
+      groupMembers: (g) => inner.groupMembers(g),
+      async writeBatch(b) {
+        if (batches++ >= crashAfterBatches) throw new Error('crash in the middle of the file')
+        await inner.writeBatch({ ...b, fileId: old(b.fileId), body: swap(b.body) })
+      },
+      async writeGroup(g) {
+        const members = g.members.map(({ rawId: _r, ...m }) => ({ ...m, fileId: old(m.fileId) }))
+        await inner.writeGroup({
+          ...g,
+          members,
+          token: groupToken(members.map((m) => m.fileId)),
+          body: swap(g.body),
+        })
+      },
+      async finishFile(r) {
+        if (crash.atLedger) throw new Error('crash before the ledger row')
+        const { rawId: _r, ...rest } = r
+        await inner.finishFile({ ...rest, fileId: old(r.fileId) })
+      },
+      async finishFiles() {
+        throw new Error('crash before the ledger rows')
+      },
+      close: async () => {},
+    }
+  }
+
+  /** The upgrade: migration 3 runs on a store that has the data above. */
+  async function upgrade(): Promise<void> {
+    await store.command('ALTER TABLE schema_migrations DELETE WHERE version >= 3 SETTINGS mutations_sync = 2')
+    await store.command('TRUNCATE TABLE legacy_partial_files')
+    await migrate(store)
+  }
+
+  it('recognises a .gz it recorded: skipped, and its plain twin after it too', async () => {
+    await truncateAll(store)
+    const d = dir()
+    const gz = writeCapture(join(d, 's', 'a.pcap.gz'), gzip(smallBytes))
+    const plain = writeCapture(join(d, 's', 'a.pcap'), smallBytes)
+    const raw = sha(readBytes(gz))
+    expect((await ingest([gz], oldVersionSink(new Map([[sha(smallBytes), raw]])))).filesIngested).toBe(1)
+    await upgrade()
+    expect(await ledgerRows()).toEqual([{ file_id: raw, raw_id: '', status: 'complete' }])
+    const again = await ingest([gz])
+    expect([again.filesIngested, again.filesSkipped]).toEqual([0, 1])
+    const twin = await ingest([plain])
+    expect([twin.filesIngested, twin.filesSkipped]).toEqual([0, 1])
+    await expectStored(small.truth)
+  })
+
+  it('recognises a .gz whose plain twin it ingested', async () => {
+    await truncateAll(store)
+    const d = dir()
+    // Before 0.3 a plain file's id was already the hash of its bytes: nothing to rename.
+    expect((await ingest([writeCapture(join(d, 's', 'a.pcap'), smallBytes)])).filesIngested).toBe(1)
+    await upgrade()
+    const r = await ingest([writeCapture(join(d, 's', 'a.pcap.gz'), gzip(smallBytes))])
+    expect([r.filesIngested, r.filesSkipped]).toEqual([0, 1])
+    await expectStored(small.truth)
+  })
+
+  it('completes a .gz it stored in part before a crash, under its old batch tokens', async () => {
+    await truncateAll(store)
+    const big = generate({ seed: 307, packets: BATCH_ROWS + 15_000, noise: 0.02 })
+    const bytes = pcap(big.packets)
+    const d = dir()
+    const gz = writeCapture(join(d, 's', 'big.pcap.gz'), gzip(bytes))
+    const plain = writeCapture(join(d, 's', 'big.pcap'), bytes)
+    const raw = sha(readBytes(gz))
+    const sink = oldVersionSink(new Map([[sha(bytes), raw]]), { afterBatches: 1 })
+    await expect(ingest([gz], sink)).rejects.toThrow(/crash/)
+    expect(await eventStats(store)).toEqual({ events: BATCH_ROWS, duplicates: 0 })
+    expect(await ledgerRows()).toEqual([])
+    await upgrade()
+    const r = await ingest([gz])
+    expect([r.filesIngested, r.filesFailed]).toEqual([1, 0])
+    await expectStored(big.truth)
+    expect(await ledgerRows()).toEqual([{ file_id: sha(bytes), raw_id: raw, status: 'complete' }])
+    expect((await ingest([plain, gz])).filesSkipped).toBe(2)
+    await expectStored(big.truth)
+  }, 120_000)
+
+  it('completes a group insert it left pending, with a .gz among the members', async () => {
+    await truncateAll(store)
+    const d = dir()
+    const gz = writeCapture(join(d, 's', 'a.pcap.gz'), gzip(smallBytes))
+    const other = writeCapture(join(d, 's', 'b.pcap'), small2Bytes)
+    const raw = sha(readBytes(gz))
+    const sink = oldVersionSink(new Map([[sha(smallBytes), raw]]), { atLedger: true })
+    await expect(ingest([gz, other], sink)).rejects.toThrow(/crash/)
+    expect((await ledgerRows()).map((x) => [x.file_id, x.status])).toEqual(
+      [
+        [raw, 'pending'],
+        [sha(small2Bytes), 'pending'],
+      ].sort(),
+    )
+    await upgrade()
+    // Only the .gz given: the other member is found where the ledger saw it.
+    const r = await ingest([gz])
+    expect(r.filesFailed).toBe(0)
+    const truth = addTruth(addTruth(emptyTruth(), small.truth), small2.truth)
+    await expectStored(truth)
+    const plain = writeCapture(join(d, 's', 'a.pcap'), smallBytes)
+    expect((await ingest([gz, other, plain])).filesSkipped).toBe(3)
+    await expectStored(truth)
+  })
+})
+
+function replaceAll(haystack: Buffer, from: Buffer, to: Buffer): Buffer {
+  const out = Buffer.from(haystack)
+  let at = out.indexOf(from)
+  while (at >= 0) {
+    to.copy(out, at)
+    at = out.indexOf(from, at + from.length)
+  }
+  return out
+}
