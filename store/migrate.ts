@@ -8,8 +8,11 @@ export async function migrate(store: Store, options: { retentionDays?: number } 
     `CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, applied_at DateTime('UTC') DEFAULT now())
      ENGINE = ReplacingMergeTree ORDER BY version`,
   )
-  const rows = await store.query<{ v: number }>('SELECT toUInt32(max(version)) AS v FROM schema_migrations')
-  const current = Number(rows[0]?.v ?? 0)
+  // Every version not recorded yet is applied, not only those above the highest: versions are
+  // numbered on parallel branches, and a store that got 4 before 3 existed must still get 3.
+  const rows = await store.query<{ v: number }>('SELECT DISTINCT toUInt32(version) AS v FROM schema_migrations')
+  const applied = new Set(rows.map((r) => Number(r.v)))
+  const current = Math.max(0, ...applied)
   if (current > SCHEMA_VERSION) {
     throw new TeitenError(
       'STORE_SCHEMA_NEWER',
@@ -17,7 +20,7 @@ export async function migrate(store: Store, options: { retentionDays?: number } 
     )
   }
   for (const migration of MIGRATIONS) {
-    if (migration.version <= current) continue
+    if (applied.has(migration.version)) continue
     for (const statement of migration.statements) await store.command(statement)
     await store.command('INSERT INTO schema_migrations (version, description) VALUES ({v:UInt32}, {d:String})', {
       v: migration.version,

@@ -43,6 +43,9 @@ export const EVENT_COLUMNS = [
 
 export const EVENT_STRUCTURE = EVENT_COLUMNS.map(([name, type]) => `${name} ${type}`).join(', ')
 
+/** Parts below this many (uncompressed) bytes are written in the compact format (schema v4). */
+export const COMPACT_PART_BYTES = 64 * 1024 * 1024
+
 const dedupSettings = `non_replicated_deduplication_window = ${DEDUP_WINDOW_BLOCKS}`
 
 export interface Migration {
@@ -135,6 +138,19 @@ export const MIGRATIONS: Migration[] = [
        SELECT DISTINCT file_id FROM events
        WHERE file_id NOT IN (SELECT file_id FROM ingested_files)
          AND file_id NOT IN (SELECT file_id FROM legacy_partial_files)`,
+    ],
+  },
+  {
+    version: 4,
+    description: 'inserted parts in compact format (fewer files per insert)',
+    statements: [
+      // An insert's part (262,144 events: 18 MiB of columns) is written compact: 12 files
+      // instead of 61 for events (two per column). Creating part files cost ext4 inode
+      // allocation 12% of the 20M-event insert's CPU on this machine (perf: find_inode_bit,
+      // recently_deleted), 5% with compact parts. Parts merged past 64 MiB are wide as before.
+      ...['events', 'daily_agg', 'hourly_agg', 'source_daily'].map(
+        (t) => `ALTER TABLE ${t} MODIFY SETTING min_bytes_for_wide_part = ${COMPACT_PART_BYTES}`,
+      ),
     ],
   },
 ]
