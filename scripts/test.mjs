@@ -40,7 +40,9 @@ try {
   try {
     // The plain closing line CI reads, whatever the runner prints above it.
     const r = JSON.parse(readFileSync(report, 'utf8'))
-    console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)
+    console.log(
+      `tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`,
+    )
   } catch {}
 } finally {
   run(process.execPath, [join(root, 'scripts', 'kafka.mjs'), 'stop'], kafkaEnv)

@@ -16,7 +16,7 @@ export function addr16(text: string): Buffer {
   const h = head ? head.split(':') : []
   const t = text.includes('::') && tail ? tail.split(':') : []
   const groups = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t]
-  groups.forEach((g, i) => out.writeUInt16BE(Number.parseInt(g, 16), i * 2))
+  for (const [i, g] of groups.entries()) out.writeUInt16BE(Number.parseInt(g, 16), i * 2)
   return out
 }
 
