@@ -13,7 +13,7 @@
  * Without --brokers a private broker is started (scripts/kafka-broker.mjs, needs java).
  */
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -397,12 +397,39 @@ export interface KafkaBenchFigures {
   sinkOnly: { seconds: number; eventsPerSecond: number }
   /** Kafka message value bytes per event (header + RowBinary), before compression. */
   messageBytesPerEvent: number
-  /** Bytes per event in the broker's log segments (gzip'd record batches), private broker only. */
+  /** Bytes per event in the broker's log segments (record batches), private broker only. */
   storedBytesPerEvent: number | null
   messages: number
   /** kafka.eventsPerSecond / embedded.eventsPerSecond. */
   ratio: number
+  /**
+   * CPU seconds (user + sys): the embedded ingest; sensor + sink of the end-to-end run, and the
+   * broker JVM meanwhile (private broker only); the sink alone. On one shared machine the total
+   * per event is what bounds the end-to-end rate.
+   */
+  cpu: {
+    embedded: number
+    sensorAndSink: number
+    broker: number | null
+    sinkOnly: number
+    /** The broker during the warm-up pass (a fresh JVM compiling), before the timed runs. */
+    brokerWarmUp: number | null
+  }
 }
+
+/** utime + stime (own) and cutime + cstime (waited-for children) of a process, in seconds. */
+function procCpu(pid: number | 'self'): { own: number; children: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // Clock ticks: 100 per second on Linux.
+    return { own: (Number(f[11]) + Number(f[12])) / 100, children: (Number(f[13]) + Number(f[14])) / 100 }
+  } catch {
+    return null
+  }
+}
+/** CPU of this process's finished (reaped) children: the teiten processes of a phase. */
+const childrenCpu = () => procCpu('self')?.children ?? 0
 
 interface Proc {
   done: Promise<{ code: number | null; stderr: string }>
@@ -438,10 +465,11 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
   mkdirSync(work, { recursive: true })
   let stopBroker = async () => {}
   let brokerDataDir: string | null = null
+  let brokerPid: number | null = null
   try {
     let brokers = opts.brokers
     if (!brokers) {
-      const { startBroker } = (await import(
+      const { startBroker, brokerStatus } = (await import(
         pathToFileURL(join(root, 'scripts', 'kafka-broker.mjs')).href
       )) as typeof BrokerModule
       const port = await freePort()
@@ -450,6 +478,7 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
       const b = await startBroker({ dir: join(work, 'kafka'), port, controllerPort })
       brokers = b.brokers
       brokerDataDir = join(b.dir, 'data')
+      brokerPid = brokerStatus(b.dir)?.pid ?? null
       stopBroker = () => b.stop()
       log(`private broker on ${brokers.join(',')}`)
     }
@@ -466,9 +495,11 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
       paths = [corpus]
     }
 
+    const c0 = childrenCpu()
     const t0 = performance.now()
     await must(teiten(root, ['ingest', ...paths, '--data', join(work, 'embedded'), '--no-progress']), 'embedded ingest')
     const embeddedS = (performance.now() - t0) / 1000
+    const embeddedCpu = childrenCpu() - c0
     log(`embedded: ${embeddedS.toFixed(2)} s`)
 
     const topic = `bench-${Date.now().toString(36)}`
@@ -499,7 +530,34 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
         '--no-dead-letter',
       ]
 
+      // A broker runs for weeks; this one has just started, and its JVM compiles the produce and
+      // fetch paths during the first run through them (2-3 CPU s on this machine, more than the
+      // broker's steady-state cost for the whole capture). One pass through a warm-up topic first.
+      const wb0 = brokerPid ? procCpu(brokerPid)?.own : undefined
+      const warmTopic = `${topic}-warmup`
+      await admin.ensureTopic(warmTopic, 8)
+      await must(
+        teiten(root, [
+          'ingest',
+          ...paths,
+          '--kafka',
+          brokers.join(','),
+          '--topic',
+          warmTopic,
+          '--data',
+          join(work, 'warmup'),
+          '--no-progress',
+        ]),
+        'warm-up ingest',
+      )
+      await topicBytes(transport, warmTopic)
+      const wb1 = brokerPid ? procCpu(brokerPid)?.own : undefined
+      const warmUpBrokerCpu = wb0 !== undefined && wb1 !== undefined ? wb1 - wb0 : null
+      log(`broker warm-up: ${warmUpBrokerCpu?.toFixed(1) ?? '-'} CPU s`)
+
       // Sensor and sink together, as in production.
+      const kc0 = childrenCpu()
+      const kb0 = brokerPid ? procCpu(brokerPid)?.own : undefined
       const k0 = performance.now()
       const producer = teiten(root, [
         'ingest',
@@ -518,17 +576,22 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
         producerS = (performance.now() - k0) / 1000
       })
       const kEnd = await caughtUp('bench-e2e', producerDone)
+      const kb1 = brokerPid ? procCpu(brokerPid)?.own : undefined
       sink.kill('SIGTERM')
       await must(sink, 'sink')
+      const kafkaCpu = childrenCpu() - kc0
+      const brokerCpu = kb0 !== undefined && kb1 !== undefined ? kb1 - kb0 : null
       const kafkaS = (kEnd - k0) / 1000
       log(`kafka end to end: ${kafkaS.toFixed(2)} s (producer ${producerS.toFixed(2)} s)`)
 
       // The sink alone over a full topic.
+      const sc0 = childrenCpu()
       const s0 = performance.now()
       const sink2 = teiten(root, sinkArgs('bench-sink-only', join(work, 'sink-only')))
       const sEnd = await caughtUp('bench-sink-only', new Promise((r) => setTimeout(r, 200)))
       sink2.kill('SIGTERM')
       await must(sink2, 'sink (alone)')
+      const sinkCpu = childrenCpu() - sc0
       const sinkS = (sEnd - s0) / 1000
       log(`sink alone: ${sinkS.toFixed(2)} s`)
 
@@ -537,7 +600,9 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
       let stored: number | null = null
       if (brokerDataDir) {
         stored = 0
-        for (const d of readdirSync(brokerDataDir).filter((n) => n.startsWith(`${topic}-`))) {
+        for (const d of readdirSync(brokerDataDir).filter(
+          (n) => n.startsWith(`${topic}-`) && !n.startsWith(warmTopic),
+        )) {
           for (const f of readdirSync(join(brokerDataDir, d)).filter((n) => n.endsWith('.log')))
             stored += statSync(join(brokerDataDir, d, f)).size
         }
@@ -554,6 +619,13 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
         storedBytesPerEvent: stored === null ? null : stored / events,
         messages: count.messages,
         ratio: embeddedS / kafkaS,
+        cpu: {
+          embedded: embeddedCpu,
+          sensorAndSink: kafkaCpu,
+          broker: brokerCpu,
+          sinkOnly: sinkCpu,
+          brokerWarmUp: warmUpBrokerCpu,
+        },
       }
     } finally {
       await admin.disconnect()
@@ -620,7 +692,9 @@ export function formatKafkaFigures(f: KafkaBenchFigures): string {
     `kafka, end to end       ${r(f.kafka)}   = ${(f.ratio * 100).toFixed(0)}% of embedded`,
     `  sensor (ingest)       ${r(f.producer)}`,
     `  sink alone            ${r(f.sinkOnly)}`,
-    `message bytes/event     ${f.messageBytesPerEvent.toFixed(1)} (value), ${f.storedBytesPerEvent === null ? '-' : f.storedBytesPerEvent.toFixed(1)} (broker log, gzip)`,
+    `CPU s (user+sys)        embedded ${f.cpu.embedded.toFixed(1)}; kafka sensor+sink ${f.cpu.sensorAndSink.toFixed(1)} + broker ${f.cpu.broker === null ? '-' : f.cpu.broker.toFixed(1)}; sink alone ${f.cpu.sinkOnly.toFixed(1)}; broker warm-up pass ${f.cpu.brokerWarmUp === null ? '-' : f.cpu.brokerWarmUp.toFixed(1)}`,
+    `CPU us/event            embedded ${((f.cpu.embedded / f.events) * 1e6).toFixed(2)}; kafka ${(((f.cpu.sensorAndSink + (f.cpu.broker ?? 0)) / f.events) * 1e6).toFixed(2)} (with broker)`,
+    `message bytes/event     ${f.messageBytesPerEvent.toFixed(1)} (value), ${f.storedBytesPerEvent === null ? '-' : f.storedBytesPerEvent.toFixed(1)} (broker log)`,
   ].join('\n')
 }
 

@@ -326,8 +326,10 @@ async function main(): Promise<void> {
 
   let kafka: unknown = null
   if (values.kafka) {
-    const { benchKafka } = await import('./kafka.js')
-    kafka = await benchKafka({ paths: [file], log })
+    const { benchKafka, formatKafkaFigures } = await import('./kafka.js')
+    const figures = await benchKafka({ paths: [file], log })
+    log(`kafka path:\n${formatKafkaFigures(figures)}`)
+    kafka = figures
   }
   machine.loadAfter = loadavg()
 

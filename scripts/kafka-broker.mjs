@@ -202,7 +202,12 @@ log.segment.bytes=268435456
 
 function formatStorage({ java, classpath, propsFile, dataDir, version }) {
   if (existsSync(join(dataDir, 'meta.properties'))) return false
-  const clusterId = randomBytes(16).toString('base64url') // Kafka's Uuid string form: 22 chars
+  // Kafka's Uuid string form: 22 chars. One that starts with '-' is taken for an option by the
+  // storage tool ("argument --cluster-id/-t: expected one argument": 1 start in 64 failed so,
+  // e.g. the broker-restart test's private broker); Kafka's own Uuid.randomUuid() skips those too.
+  let clusterId
+  do clusterId = randomBytes(16).toString('base64url')
+  while (clusterId.startsWith('-'))
   const args = ['-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile]
   const r = spawnSync(java.bin, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
   if (r.status !== 0) {

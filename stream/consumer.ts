@@ -66,9 +66,13 @@ export const DEFAULT_RETRY: RetryPolicy = { initialMs: 250, maxMs: 30_000 }
  */
 export const DEFAULT_SESSION_TIMEOUT_MS = 15_000
 
+/** Inserts that may run at once (see runSink: `running`). */
+export const INSERTS_IN_FLIGHT = 2
+
 /**
- * What one fetch may bring in: with ~1 MB messages gzip'd ~4x, 1 MiB per partition is ~4
- * messages (~35,000 events) in hand per partition, and 4 MiB per fetch bounds all partitions.
+ * What one fetch may bring in: with ~1 MB parts compressed ~5x (zstd, format version 2), 1 MiB
+ * per partition is ~5 messages (~43,000 events) in hand per partition, and 4 MiB per fetch
+ * bounds all partitions.
  */
 export const DEFAULT_FETCH: Required<Pick<ConsumerOptions, 'maxBytes' | 'maxBytesPerPartition'>> = {
   maxBytes: 4 * 1024 * 1024,
@@ -131,6 +135,8 @@ export interface SinkSummary {
   consumerRestarts: number
   /** Most bytes of message values held at once: the fetch in hand and the open batches. */
   maxBufferedBytes: number
+  /** The largest insert (bytes of rows): what one open group can hold. */
+  largestInsertBytes: number
   stoppedBy: 'signal' | 'idle'
 }
 
@@ -188,6 +194,8 @@ interface OpenBatch {
   /** Offset of its first part: commits stay below it until the batch is stored. */
   firstOffset: number
   touchedAt: number
+  /** Complete and being inserted: stays open (holding the commit) until stored; never given up. */
+  inserting: boolean
 }
 
 interface PartitionState {
@@ -229,6 +237,7 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
     storeRetries: 0,
     consumerRestarts: 0,
     maxBufferedBytes: 0,
+    largestInsertBytes: 0,
     stoppedBy: 'signal',
   }
   const abandonAfterMs = options.abandonAfterMs ?? 10 * 60_000
@@ -376,6 +385,32 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
     )
   }
 
+  /**
+   * Inserts run while the worker goes on: fetching and decoding the next group's parts overlaps
+   * ClickHouse storing the last one, and two inserts may run at once, as in the embedded path
+   * (pipeline/ingest.ts keeps two batches in flight). Measured in docs/kafka.md. A running insert
+   * never rejects: a failure can only be Stopped (the worker stops or lost the partition), and
+   * its group then stays open, holding the commit below it, so the next owner reads it again.
+   */
+  const running = new Set<Promise<void>>()
+  /**
+   * Waits until another insert may start (`all`: until none runs, e.g. before a file's ledger
+   * row); throws Stopped when the worker is stopping meanwhile.
+   */
+  const settle = async (control: BatchControl, all = false) => {
+    while (running.size >= (all ? 1 : INSERTS_IN_FLIGHT)) await Promise.race(running)
+    if (stopping.signal.aborted || !control.isRunning() || control.isStale()) throw new Stopped()
+  }
+  const allInserts = () => Promise.all(running)
+  const startInsert = (work: () => Promise<void>) => {
+    const p: Promise<void> = work()
+      .catch((err: unknown) => {
+        if (!(err instanceof Stopped)) log.error({ error: (err as Error).message }, 'insert failed')
+      })
+      .finally(() => running.delete(p))
+    running.add(p)
+  }
+
   const insertBatch = async (
     token: string,
     rows: number,
@@ -389,6 +424,7 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
     )
     summary.batches++
     summary.rows += rows
+    summary.largestInsertBytes = Math.max(summary.largestInsertBytes, body.length)
     metrics?.batchSeconds.observe({ sink: 'store' }, (now() - t0) / 1000)
     metrics?.sinkBatches.inc({ sink: 'store', result: 'ok' })
     metrics?.sinkRows.inc({ sink: 'store' }, rows)
@@ -413,12 +449,19 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
     const { group, first, count } = insertGroup(m.part, m.parts)
     const token = insertToken(m.fileId, m.batchNo, m.parts, group)
     if (count === 1) {
+      await settle(control)
       await insertBatch(token, m.rows, m.body, control, where)
       return
     }
     const key = `${m.fileId}:${m.batchNo}:${group}`
     let b = st.open.get(key)
     if (m.part === first) {
+      // A copy of a group being inserted (a re-sent request, a re-run): its parts are ignored
+      // like those of a group already stored.
+      if (b?.inserting) {
+        summary.ignored++
+        return
+      }
       // A first part while the group is open: a new run of the sensor started it over (the old
       // one died mid-batch). Parts are deterministic, so either copy's later parts fit.
       if (b) dropOpen(st, key)
@@ -434,6 +477,7 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
         bytes: 0,
         firstOffset: offset,
         touchedAt: now(),
+        inserting: false,
       }
       st.open.set(key, b)
     } else if (!b || b.parts !== m.parts || b.bodies.length !== m.part - first) {
@@ -448,9 +492,20 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
     b.touchedAt = now()
     st.heldBytes += m.body.length
     if (b.bodies.length < b.count) return
+    await settle(control)
     // Still open while it is inserted: a commit meanwhile stays below its first part.
-    await insertBatch(b.token, b.rows, Buffer.concat(b.bodies), control, { ...where, parts: b.count })
-    dropOpen(st, key)
+    const full = b
+    full.inserting = true
+    const body = Buffer.concat(full.bodies)
+    startInsert(async () => {
+      await insertBatch(full.token, full.rows, body, control, { ...where, parts: full.count })
+      // Not a group a re-run started over meanwhile under the same key.
+      if (st.open.get(key) === full) dropOpen(st, key)
+      noteBuffered()
+      // Its handler has returned: commit now rather than at the next lag poll.
+      if (!st.active && !stopping.signal.aborted)
+        await commitIdle().catch((err: unknown) => log.warn({ error: (err as Error).message }, 'offset commit failed'))
+    })
   }
 
   const handleMessage = async (batch: IncomingBatch, st: PartitionState, m: IncomingMessage, control: BatchControl) => {
@@ -464,6 +519,8 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
     const where = { partition: batch.partition, offset: m.offset }
     if (decoded.kind === 'file') {
       const record = decoded.record
+      // The file's events are stored before its ledger row.
+      await settle(control, true)
       await untilDone('ledger write', control, { ...where, fileId: record.fileId }, () => recordFile(store, record))
       summary.files++
       return
@@ -475,7 +532,7 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
   const abandonStale = (partition: number, st: PartitionState): boolean => {
     let dropped = false
     for (const [key, b] of st.open) {
-      if (now() - b.touchedAt < abandonAfterMs) continue
+      if (b.inserting || now() - b.touchedAt < abandonAfterMs) continue
       dropOpen(st, key)
       dropped = true
       summary.abandoned++
@@ -543,6 +600,8 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
       st.active = false
       noteBuffered()
     }
+    // Stopping: the insert in hand finishes and is committed before the worker leaves.
+    if (stopping.signal.aborted || !control.isRunning()) await allInserts()
     await commit()
     // The rest of a stale batch is another member's now: it re-reads from the commit.
     if (control.isStale()) partitions.delete(partition)
@@ -651,8 +710,28 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
     stopping.abort()
     clearTimeout(lagTimer)
     clearInterval(reportTimer)
+    await allInserts()
+    await commitIdle().catch((err: unknown) =>
+      log.warn({ error: (err as Error).message }, 'offset commit failed while stopping'),
+    )
     await quietDisconnect(consumer)
     resolveDone()
+  }
+
+  /**
+   * Commits partitions no handler is working on (no new messages): a commit that failed, the
+   * point an abandoned batch held back, or a group whose insert finished after its handler.
+   */
+  const commitIdle = async () => {
+    for (const [partition, st] of partitions) {
+      if (st.active) continue
+      if (abandonStale(partition, st)) noteBuffered()
+      const offset = commitPoint(st)
+      if (offset >= 0 && offset !== st.committed) {
+        await consumer.commit([{ topic, partition, offset: String(offset) }])
+        st.committed = offset
+      }
+    }
   }
 
   const pollLag = async () => {
@@ -666,17 +745,7 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
         void restartConsumer()
       }
       const owned = assignment?.get(topic)
-      for (const [partition, st] of partitions) {
-        if (st.active) continue
-        if (abandonStale(partition, st)) noteBuffered()
-        // No handler runs on this partition (no new messages): a commit that failed, or the
-        // point an abandoned batch held back, is committed here.
-        const offset = commitPoint(st)
-        if (offset >= 0 && offset !== st.committed) {
-          await consumer.commit([{ topic, partition, offset: String(offset) }])
-          st.committed = offset
-        }
-      }
+      await commitIdle()
       if (assignment && owned) {
         const [ends, committed] = await Promise.all([admin.topicOffsets(topic), admin.groupOffsets(group, topic)])
         let total = 0

@@ -16,9 +16,18 @@ import { TeitenError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
 import type { EventBatch, EventSink, FileRecord } from '../pipeline/sink.js'
-import { encodeBatch, encodeFileMessage, MAX_PART_BODY_BYTES } from './codec.js'
+import { encodeBatchAsync, encodeFileMessage, MAX_PART_BODY_BYTES } from './codec.js'
 import { type KafkaProducer, type KafkaTransport, kafkajsTransport } from './kafka.js'
 import { LocalLedger } from './ledger.js'
+
+/**
+ * Most bytes of message values (plus RECORD_OVERHEAD_BYTES and the key each) in one produce
+ * request. Under the broker's default limit on a record batch (message.max.bytes, 1,048,588),
+ * with room for the batch header (61 bytes).
+ */
+export const MAX_REQUEST_BYTES = 1_000_000
+/** A record's own bytes besides key and value: length, attributes, deltas, header count (varints). */
+const RECORD_OVERHEAD_BYTES = 32
 
 /** Partitions of a topic the sensor creates (the compose deployment creates its own: 8). */
 export const DEFAULT_PARTITIONS = 8
@@ -36,6 +45,12 @@ export interface KafkaSinkOptions {
   /** Create the topic when missing (default true). */
   createTopic?: boolean
   clock?: () => Date
+  /**
+   * How long start-up (connect, topic creation) is retried before the sensor gives up with
+   * KAFKA_UNAVAILABLE. Default 2 minutes, like the sink's.
+   */
+  startupTimeoutMs?: number
+  random?: () => number
 }
 
 export interface KafkaSink extends EventSink {
@@ -57,18 +72,40 @@ export async function createKafkaSink(options: KafkaSinkOptions): Promise<KafkaS
   const ledger = LocalLedger.open(options.ledgerDir ?? config.dataDir, logger)
   const clock = options.clock ?? (() => new Date())
 
-  if (options.createTopic !== false) {
-    const admin = transport.admin()
-    await admin.connect()
-    try {
-      const created = await admin.ensureTopic(topic, options.partitions ?? DEFAULT_PARTITIONS)
-      if (created) log.info({ partitions: options.partitions ?? DEFAULT_PARTITIONS }, 'topic created')
-    } finally {
-      await admin.disconnect().catch(() => {})
+  // Start-up is retried like the sink's: a broker just started or restarted, or on a loaded
+  // machine, can answer a topic creation late (kafkajs gives up waiting for the new partitions'
+  // leaders after its timeout, though the topic exists), and a sensor started together with its
+  // sink races it to create the topic. Giving up on the first such error made the sensor exit 1
+  // before publishing anything.
+  const startupDeadline = performance.now() + (options.startupTimeoutMs ?? 120_000)
+  const random = options.random ?? Math.random
+  const withStartupRetries = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn()
+      } catch (err) {
+        if (performance.now() > startupDeadline) throw err
+        const d = Math.min(15_000, 1000 * 2 ** Math.min(attempt - 1, 10))
+        const delayMs = Math.round(d / 2 + (random() * d) / 2)
+        log.warn({ attempt, delayMs, error: (err as Error).message }, `${what} failed: retrying`)
+        await new Promise((r) => setTimeout(r, delayMs))
+      }
     }
   }
+  if (options.createTopic !== false) {
+    await withStartupRetries('creating the topic', async () => {
+      const admin = transport.admin()
+      try {
+        await admin.connect()
+        const created = await admin.ensureTopic(topic, options.partitions ?? DEFAULT_PARTITIONS)
+        if (created) log.info({ partitions: options.partitions ?? DEFAULT_PARTITIONS }, 'topic created')
+      } finally {
+        await admin.disconnect().catch(() => {})
+      }
+    })
+  }
   const producer: KafkaProducer = transport.producer()
-  await producer.connect()
+  await withStartupRetries('connecting the producer', () => producer.connect())
   log.info({ brokers, ledger: ledger.path, filesInLedger: ledger.size }, 'publishing to Kafka')
 
   const stats = { messages: 0, bytes: 0, rows: 0 }
@@ -81,14 +118,19 @@ export async function createKafkaSink(options: KafkaSinkOptions): Promise<KafkaS
     return run
   }
 
-  const publish = async (key: string, value: Buffer, rows: number) => {
-    // One message per request: a request's messages for one partition form one record batch,
-    // and the broker's size limit is on the record batch.
-    await producer.send(topic, [{ key, value }])
-    stats.messages++
-    stats.bytes += value.length
-    stats.rows += rows
-    metrics?.kafkaMessages.inc({ direction: 'produced' })
+  const publish = async (key: string, messages: Array<{ value: Buffer; rows: number }>) => {
+    // A request's messages for one partition form one record batch: the broker's size limit
+    // (and MAX_REQUEST_BYTES) is on their sum.
+    await producer.send(
+      topic,
+      messages.map((m) => ({ key, value: m.value })),
+    )
+    for (const m of messages) {
+      stats.messages++
+      stats.bytes += m.value.length
+      stats.rows += m.rows
+      metrics?.kafkaMessages.inc({ direction: 'produced' })
+    }
   }
 
   return {
@@ -97,13 +139,31 @@ export async function createKafkaSink(options: KafkaSinkOptions): Promise<KafkaS
       return ledger.lookup(topic, fileId)
     },
     writeBatch(batch: EventBatch): Promise<void> {
+      // Compression starts now, in the libuv pool, while the batch before is still being sent.
+      const parts = encodeBatchAsync(batch, MAX_PART_BODY_BYTES)
+      for (const p of parts) p.catch(() => {}) // awaited below; not unhandled if a send fails first
       return serial(async () => {
-        for (const m of encodeBatch(batch, MAX_PART_BODY_BYTES)) await publish(batch.sensor, m.value, m.rows)
+        // Consecutive parts share a request while their values fit MAX_REQUEST_BYTES: ~5
+        // compressed parts per round trip instead of one, same order.
+        const overhead = RECORD_OVERHEAD_BYTES + Buffer.byteLength(batch.sensor)
+        let pending: Array<{ value: Buffer; rows: number }> = []
+        let bytes = 0
+        for (const p of parts) {
+          const m = await p
+          if (pending.length > 0 && bytes + m.value.length + overhead > MAX_REQUEST_BYTES) {
+            await publish(batch.sensor, pending)
+            pending = []
+            bytes = 0
+          }
+          pending.push(m)
+          bytes += m.value.length + overhead
+        }
+        if (pending.length > 0) await publish(batch.sensor, pending)
       })
     },
     finishFile(record: FileRecord): Promise<void> {
       return serial(async () => {
-        await publish(record.sensor, encodeFileMessage(record), 0)
+        await publish(record.sensor, [{ value: encodeFileMessage(record), rows: 0 }])
         ledger.record(topic, record, clock())
       })
     },

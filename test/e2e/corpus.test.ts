@@ -6,6 +6,10 @@ import { generateCorpus } from '../../synth/corpus.js'
 import { openCountryLookup } from '../../synth/geo.js'
 import { geoip2CountryRecord, writeMmdb } from '../helpers/mmdb-writer.js'
 import { tempDir } from '../helpers/tmp.js'
+import { silentLogger } from '../../core/logger.js'
+import { kafkajsTransport } from '../../stream/kafka.js'
+import { testKafka } from '../stream/kafka-helper.js'
+import { teiten as teitenAsync, waitFor, within } from '../stream/stream-helper.js'
 import { keyed, type Row, teiten } from './helpers.js'
 
 /**
@@ -104,6 +108,69 @@ describe('held-out corpus on embedded ClickHouse', () => {
     expect(r2.stdout).toContain(`0 ingested, ${files.length} already ingested`)
     expectMatchesTruth(data(), truth)
   }, 300_000)
+})
+
+describe('held-out corpus through Kafka', () => {
+  it('published with ingest --kafka, a sink SIGKILLed mid-stream and restarted with --exit-when-idle: the ground truth exactly', async () => {
+    const k = await testKafka()
+    try {
+      const brokers = k.brokers.join(',')
+      const topic = `e2e-heldout-${Date.now().toString(36)}`
+      const sinkDir = join(work.path, 'kafka-sink')
+      const common = ['--kafka', brokers, '--topic', topic, '--group', topic, '--data', sinkDir]
+      // A short session: the restarted sink gets the dead one's partitions after 6 s, not 15.
+      const first = teitenAsync(['sink', ...common, '--session-timeout', '6000'])
+      const sensor = teitenAsync([
+        'ingest',
+        spool,
+        '--kafka',
+        brokers,
+        '--topic',
+        topic,
+        '--data',
+        join(work.path, 'kafka-sensor'),
+      ])
+      const transport = kafkajsTransport({
+        brokers: k.brokers,
+        clientId: 'e2e-probe',
+        logger: silentLogger,
+        retries: 1,
+      })
+      // Killed once it has stored and committed something: mid-stream.
+      await waitFor(
+        'a first commit of the sink',
+        async () => {
+          if (first.child.exitCode !== null)
+            throw new Error(`the sink exited ${first.child.exitCode}: ${first.stderr()}`)
+          const admin = transport.admin()
+          try {
+            await admin.connect()
+            const committed = await admin.groupOffsets(topic, topic)
+            return [...committed.values()].some((o) => o > 0) ? true : undefined
+          } catch {
+            return undefined
+          } finally {
+            await admin.disconnect().catch(() => {})
+          }
+        },
+        180_000,
+      )
+      first.child.kill('SIGKILL')
+      expect((await first.done).signal).toBe('SIGKILL')
+      const published = await within(sensor, 300_000)
+      expect(published.code, published.stderr).toBe(0)
+      expect(published.stdout).toContain(`UDP/123 kept ${truth.totals.kept}`)
+      const second = await within(
+        teitenAsync(['sink', ...common, '--session-timeout', '6000', '--exit-when-idle', '2000']),
+        300_000,
+      )
+      expect(second.code, second.stderr).toBe(0)
+      expect(second.stderr).toMatch(/caught up/)
+      expectMatchesTruth(sinkDir, truth)
+    } finally {
+      await k.close()
+    }
+  }, 600_000)
 })
 
 describe('bad captures', () => {

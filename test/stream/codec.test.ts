@@ -131,18 +131,23 @@ describe('bad messages are rejected with KAFKA_BAD_MESSAGE', () => {
     const first = splitBody(b.body, 2_000)[0]!
     return { b, part: first }
   }
-  const valid = () => {
+  const message = (version: 1 | 2) => {
     const { b, part } = small()
-    return encodeEventsMessage({
-      sensor: b.sensor,
-      fileId: b.fileId,
-      batchNo: 0,
-      part: 0,
-      parts: 1,
-      rows: part.rows,
-      body: part.body,
-    })
+    return encodeEventsMessage(
+      {
+        sensor: b.sensor,
+        fileId: b.fileId,
+        batchNo: 0,
+        part: 0,
+        parts: 1,
+        rows: part.rows,
+        body: part.body,
+      },
+      version,
+    )
   }
+  // Version 1 (the body as it is) for the cases that edit rows in place; version 2 below.
+  const valid = () => message(1)
   const headerLength = (v: Buffer) => 22 + 1 + v[22]! + 1 + v[23 + v[22]!]!
 
   it('accepts the valid message the cases below start from', () => {
@@ -153,9 +158,12 @@ describe('bad messages are rejected with KAFKA_BAD_MESSAGE', () => {
     rejects(null, /too short/)
     rejects(Buffer.alloc(0), /too short/)
     rejects(Buffer.from('{"ts":"2014-01-01"}'), /magic/)
-    const v2 = valid()
-    v2[3] = 2
-    rejects(v2, /version 2/)
+    const v3 = valid()
+    v3[3] = 3
+    rejects(v3, /version 3/)
+    const v0 = message(2)
+    v0[3] = 0
+    rejects(v0, /version 0/)
     const kind = valid()
     kind[4] = 9
     rejects(kind, /kind 9/)
@@ -201,16 +209,36 @@ describe('bad messages are rejected with KAFKA_BAD_MESSAGE', () => {
     lastRow[lastRow.length - 9] ^= 0x01
     rejects(lastRow, /file id differs/)
     const body = Buffer.from(v.subarray(h))
-    const cut = encodeEventsMessage({
-      sensor: 'x',
-      fileId: 'ab',
-      batchNo: 0,
-      part: 0,
-      parts: 1,
-      rows: 1,
-      body: body.subarray(0, 30),
-    })
-    rejects(cut)
+    for (const version of [1, 2] as const) {
+      const cut = encodeEventsMessage(
+        { sensor: 'x', fileId: 'ab', batchNo: 0, part: 0, parts: 1, rows: 1, body: body.subarray(0, 30) },
+        version,
+      )
+      rejects(cut)
+    }
+  })
+
+  it('version 2: the zstd body decodes to the same rows as version 1; a damaged or oversized body is rejected', () => {
+    const v1 = decodeMessage(message(1))
+    const v2 = message(2)
+    expect(v2[3]).toBe(2)
+    expect(v2.length).toBeLessThan(message(1).length)
+    expect(decodeMessage(v2)).toEqual(v1)
+    const h = headerLength(v2)
+    // A flipped byte inside the frame: zstd's content checksum catches what the rows might not.
+    const flipped = Buffer.from(v2)
+    flipped[h + Math.floor((v2.length - h) / 2)]! ^= 0x10
+    rejects(flipped, /decompress|rows|differs|truncated|class|ip_version|length|bogon/)
+    const garbage = Buffer.from(v2)
+    garbage.fill(0x41, h)
+    rejects(garbage, /decompress/)
+    // A frame that inflates past the bound (a decompression bomb) is refused, not allocated.
+    const { b } = small()
+    const bomb = encodeEventsMessage(
+      { sensor: b.sensor, fileId: b.fileId, batchNo: 0, part: 0, parts: 1, rows: 1, body: Buffer.alloc(17 << 20) },
+      2,
+    )
+    rejects(bomb, /decompress/)
   })
 
   it('file records that are not records', () => {
@@ -225,27 +253,30 @@ describe('bad messages are rejected with KAFKA_BAD_MESSAGE', () => {
     rejects(enc(JSON.stringify({ ...expected.records[0]!, fileId: "x'; DROP" })), /fileId/)
   })
 
-  it('random corruption either decodes to consistent rows or is KAFKA_BAD_MESSAGE, never another error', () => {
-    const base = valid()
-    fc.assert(
-      fc.property(
-        fc.array(fc.tuple(fc.nat(base.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
-        fc.option(fc.nat(base.length), { nil: undefined }),
-        (flips, cut) => {
-          const v = Buffer.from(base)
-          for (const [at, byte] of flips) v[at] = byte
-          const value = cut === undefined ? v : v.subarray(0, cut)
-          try {
-            const d = decodeMessage(value)
-            if (d.kind === 'events') expect(walkRows(d.body, undefined)).toBe(d.rows)
-          } catch (err) {
-            expect(isTeitenError(err, 'KAFKA_BAD_MESSAGE'), String(err)).toBe(true)
-          }
-        },
-      ),
-      { numRuns: 3000, seed: 7 },
-    )
-  })
+  it.each([1, 2] as const)(
+    'random corruption of a version %i message either decodes to consistent rows or is KAFKA_BAD_MESSAGE, never another error',
+    (version) => {
+      const base = message(version)
+      fc.assert(
+        fc.property(
+          fc.array(fc.tuple(fc.nat(base.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+          fc.option(fc.nat(base.length), { nil: undefined }),
+          (flips, cut) => {
+            const v = Buffer.from(base)
+            for (const [at, byte] of flips) v[at] = byte
+            const value = cut === undefined ? v : v.subarray(0, cut)
+            try {
+              const d = decodeMessage(value)
+              if (d.kind === 'events') expect(walkRows(d.body, undefined)).toBe(d.rows)
+            } catch (err) {
+              expect(isTeitenError(err, 'KAFKA_BAD_MESSAGE'), String(err)).toBe(true)
+            }
+          },
+        ),
+        { numRuns: 3000, seed: 7 },
+      )
+    },
+  )
 })
 
 describe('insert groups', () => {

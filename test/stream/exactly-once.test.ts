@@ -170,11 +170,26 @@ describe('exactly once, with the CLI processes', () => {
         sensorDir,
         '--no-progress',
       ])
-      // Restart once the sensor has published some messages but not all of them.
-      await waitFor('the first published messages', async () => {
-        const o = await committedAndEnd(transport, topic, group).catch(() => undefined)
-        return o && o.end > 0 ? true : undefined
-      })
+      // Restart once the sensor has published some messages. The probe gives up a request
+      // quickly (kafkajs' default retries of a missing topic back off for up to two minutes),
+      // and a sensor that exits before publishing fails the test with its own error instead of
+      // a bare timeout (that is how a sensor giving up on topic creation showed, see
+      // producer.test.ts).
+      const probe = kafkajsTransport({ brokers: pk.brokers, clientId: 'eo-probe', logger: silentLogger, retries: 1 })
+      await waitFor(
+        'the first published messages',
+        async () => {
+          const o = await committedAndEnd(probe, topic, group).catch(() => undefined)
+          if (o && o.end > 0) return true
+          if (sensor.child.exitCode === 0) return true
+          if (sensor.child.exitCode !== null)
+            throw new Error(
+              `the sensor exited ${sensor.child.exitCode} before publishing:\n${sensor.stderr().slice(-2000)}`,
+            )
+          return undefined
+        },
+        120_000,
+      )
       await pk.own!.restart()
       let produced = await sensor.done
       if (produced.code !== 0) {

@@ -329,6 +329,11 @@ describe(`kafkajs 2.2.4 against Kafka ${outside ? `at ${outsideBrokers()?.join('
       const batch = (from: number) =>
         Array.from({ length: 50 }, (_, i) => ({ key: `k${i % 4}`, value: `r${from + i}` }))
       await p.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages: batch(0) })
+      // Mid-stream means after the consumer has joined and read the first half: restarting while
+      // it was still joining (a loaded machine) left it with nothing after 60 s in one full run.
+      const joined = Date.now() + 60_000
+      while (seen.size < 50 && Date.now() < joined) await new Promise((r) => setTimeout(r, 100))
+      expect(seen.size).toBe(50)
       const before = pk.own!.pid
       await pk.own!.restart()
       expect(pk.own!.pid).not.toBe(before)

@@ -141,6 +141,59 @@ describe('createKafkaSink', () => {
     expect(MAX_PART_BODY_BYTES).toBe(999_000)
   }, 120_000)
 
+  it('start-up survives a topic creation that kafkajs reports as failed although the topic exists', async () => {
+    // What a loaded machine or a broker just started does: the new partitions' leaders come later
+    // than kafkajs waits (here a 1 ms timeout), kafkajs throws "Timed out while waiting for topic
+    // leaders", the topic exists. The sensor used to exit 1 on it before publishing anything.
+    const c = await makeCorpus(join(dir.path, 'late-leaders'), { seed: 37, kept: 4_000, prefix: 'late', days: 1 })
+    const topic = uniqueName('producer-late-leaders')
+    let attempts = 0
+    const late: KafkaTransport = {
+      ...transport,
+      producer: () => transport.producer(),
+      consumer: (o) => transport.consumer(o),
+      admin() {
+        const a = transport.admin()
+        return {
+          ...a,
+          connect: () => a.connect(),
+          disconnect: () => a.disconnect(),
+          topicOffsets: (t) => a.topicOffsets(t),
+          groupOffsets: (g, t) => a.groupOffsets(g, t),
+          async ensureTopic(t, partitions, config) {
+            if (++attempts > 1) return a.ensureTopic(t, partitions, config)
+            const raw = new kafkajs.Kafka({ brokers: k.brokers, logLevel: kafkajs.logLevel.NOTHING }).admin()
+            await raw.connect()
+            try {
+              await raw.createTopics({
+                waitForLeaders: true,
+                timeout: 1,
+                topics: [{ topic: t, numPartitions: partitions }],
+              })
+            } catch (err) {
+              throw new TeitenError('KAFKA_UNAVAILABLE', `cannot create topic ${t}: ${(err as Error).message}`)
+            } finally {
+              await raw.disconnect()
+            }
+            throw new Error('kafkajs did not time out: the test does not reproduce the failure')
+          },
+        }
+      },
+    }
+    const sink = await createKafkaSink({
+      config: configFor(topic, join(dir.path, 'late-leaders-ledger')),
+      logger: silentLogger,
+      kafka: late,
+      random: () => 0,
+    })
+    const summary = await ingestFiles(await expandPaths([c.dir]), { sink, enricher, logger: silentLogger })
+    await sink.close()
+    expect(attempts).toBe(2)
+    expect(summary.filesIngested).toBeGreaterThan(0)
+    const read = await readTopic(topic)
+    expect(read.reduce((n, r) => n + (r.msg.kind === 'events' ? r.msg.rows : 0), 0)).toBe(summary.kept)
+  }, 60_000)
+
   it('the default limit is in force on that topic: a 2 MB message is refused', async () => {
     const topic = uniqueName('producer-limit')
     const admin = transport.admin()
