@@ -1,0 +1,124 @@
+/*
+ * A capture file's identity, computed the same way on the main thread and on the hashing worker
+ * (pipeline/identity-worker.ts). This module imports only node: built-ins and uses only
+ * erasable TypeScript, so the worker can load it from dist/ and, in the test runs, straight
+ * from the sources (Node 24 strips the types).
+ *
+ * The bomb bounds are the reader's (ingest/capture.ts readGzip): at most maxBytes, and past the
+ * grace size at most maxRatio times the compressed bytes consumed so far. Small files are
+ * gunzipped in one call, as the reader does; past its output bound the stream decides.
+ */
+import { createHash, type Hash } from 'node:crypto'
+import { closeSync, createReadStream, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
+import { Readable } from 'node:stream'
+import { createGunzip, gunzipSync } from 'node:zlib'
+
+/**
+ * - `id`: 128 bits of SHA-256 (hex) of the decompressed capture. For a plain file that is the
+ *   hash of its bytes; for a gzip file (by magic, as the reader decides) the hash of what it
+ *   decompresses to (concatenated members as one stream, as zcat and the reader see them), so
+ *   X.pcap and X.pcap.gz are one capture and count once.
+ * - `rawId`: the hash of the file's bytes: the identity teiten <= 0.2 gave every file. Stores and
+ *   local Kafka ledgers written by those versions know .gz files under it, so it is looked up
+ *   too (equal to `id` for plain files).
+ *
+ * A gzip file that does not decompress completely within the reader's limits (corrupt, cut
+ * short, or a bomb past the ratio/size bounds) has `id = rawId`: its bytes are all that
+ * identifies it deterministically; a prefix of a capture is not the capture, and its twin (if
+ * any) must not be skipped because of it.
+ */
+export interface FileIds {
+  id: string
+  rawId: string
+}
+
+export interface GzipLimits {
+  maxRatio: number
+  maxBytes: number
+  graceBytes: number
+  smallBytes: number
+}
+
+const READ_CHUNK_BYTES = 4 << 20
+
+const short = (hash: Hash): string => hash.digest('hex').slice(0, 32)
+const isGzip = (bytes: Uint8Array): boolean => bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b
+
+/** The hash of the decompressed stream, or undefined when it does not decompress within limits. */
+async function gunzippedId(chunks: Iterable<Buffer> | AsyncIterable<Buffer>, limits: GzipLimits) {
+  const hash = createHash('sha256')
+  const gunzip = createGunzip()
+  const input = Readable.from(chunks, { objectMode: false })
+  input.on('error', (err) => gunzip.destroy(err))
+  let total = 0
+  try {
+    for await (const chunk of input.pipe(gunzip) as AsyncIterable<Buffer>) {
+      let allowed = limits.maxBytes
+      if (total + chunk.length > limits.graceBytes) {
+        allowed = Math.min(allowed, Math.max(limits.graceBytes, limits.maxRatio * gunzip.bytesWritten))
+      }
+      if (total + chunk.length > allowed) return undefined
+      total += chunk.length
+      hash.update(chunk)
+    }
+  } catch (err) {
+    // A read error is the caller's to report; a stream that does not decompress is an answer.
+    if ((err as NodeJS.ErrnoException | undefined)?.syscall !== undefined) throw err
+    return undefined
+  } finally {
+    input.destroy()
+    gunzip.destroy()
+  }
+  return short(hash)
+}
+
+/**
+ * `yieldNow` lets the main thread serve metrics and storage while it hashes a big file (called
+ * once per 4 MiB read); the worker passes none.
+ */
+export async function identityOf(path: string, limits: GzipLimits, yieldNow?: () => Promise<void>): Promise<FileIds> {
+  let fd: number | undefined = openSync(path, 'r')
+  try {
+    const size = fstatSync(fd).size
+    if (size <= limits.smallBytes) {
+      const bytes = readFileSync(fd)
+      const rawId = short(createHash('sha256').update(bytes))
+      if (!isGzip(bytes)) return { id: rawId, rawId }
+      let out: Buffer | undefined
+      try {
+        out = gunzipSync(bytes, { maxOutputLength: Math.max(1, Math.min(limits.graceBytes, limits.maxBytes)) })
+      } catch {
+        // Past the one-call bound, or not gzip after all: the stream decides.
+      }
+      if (out !== undefined) return { id: short(createHash('sha256').update(out)), rawId }
+      return { id: (await gunzippedId([bytes], limits)) ?? rawId, rawId }
+    }
+    const raw = createHash('sha256')
+    const buf = Buffer.allocUnsafe(READ_CHUNK_BYTES)
+    let gzip = false
+    let first = true
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null)
+      if (n === 0) break
+      if (first) gzip = isGzip(buf.subarray(0, n))
+      first = false
+      raw.update(buf.subarray(0, n))
+      if (yieldNow) await yieldNow()
+    }
+    const rawId = short(raw)
+    if (!gzip) return { id: rawId, rawId }
+    closeSync(fd)
+    fd = undefined
+    // Second pass for the decompressed content: the compressed bytes come from the page cache.
+    const id = await gunzippedId(createReadStream(path, { highWaterMark: 1 << 20 }), limits)
+    return { id: id ?? rawId, rawId }
+  } finally {
+    if (fd !== undefined) {
+      try {
+        closeSync(fd)
+      } catch {
+        // Already failing or done: nothing to add.
+      }
+    }
+  }
+}

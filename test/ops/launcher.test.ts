@@ -1,0 +1,49 @@
+/**
+ * bin/teiten.js started by a Node older than 24 (the machine's /usr/bin/node, as a direct
+ * `node_modules/.bin/teiten` or a shell PATH gets it) re-runs itself on the bundled Node 24:
+ * without that the CLI dies at import time (node:zlib has no zstd before Node 23.8).
+ */
+import { spawnSync } from 'node:child_process'
+import { describe, expect, it } from 'vitest'
+import { BIN, cliEnv, generate, pcap, tempDir, writeCapture } from './helpers.js'
+
+function olderNode(): string | undefined {
+  for (const candidate of ['/usr/bin/node', '/usr/local/bin/node']) {
+    const r = spawnSync(candidate, ['-p', 'process.versions.node'], { encoding: 'utf8' })
+    if (r.status === 0 && Number(r.stdout.split('.')[0]) < 24) return candidate
+  }
+  return undefined
+}
+
+const OLD_NODE = olderNode()
+
+describe('the launcher on an older Node', () => {
+  it.skipIf(!OLD_NODE)('stores and counts every packet of a capture when started by a Node older than 24', () => {
+    const dir = tempDir('teiten-launcher-')
+    try {
+      const { packets, truth } = generate({ seed: 71, packets: 500 })
+      const file = writeCapture(`${dir.path}/spool/s1/a.pcap`, pcap(packets))
+      const env = cliEnv({ TEITEN_LOG_LEVEL: 'warn' })
+      const ingest = spawnSync(OLD_NODE!, [BIN, 'ingest', file, '--data', `${dir.path}/data`, '--no-progress'], {
+        env,
+        encoding: 'utf8',
+      })
+      expect(ingest.stderr).not.toMatch(/SyntaxError|does not provide an export/)
+      expect(ingest.status).toBe(0)
+      const sum = (args: string[]) => {
+        const r = spawnSync(OLD_NODE!, [BIN, 'daily', '--data', `${dir.path}/data`, ...args, '--format', 'json'], {
+          env,
+          encoding: 'utf8',
+        })
+        expect(r.status).toBe(0)
+        return (JSON.parse(r.stdout) as { packets: number }[]).reduce((n, row) => n + row.packets, 0)
+      }
+      const sumOf = (counts: Record<string, number>) => Object.values(counts).reduce((n, c) => n + c, 0)
+      expect(sum(['--by', 'day', '--all'])).toBe(truth.kept)
+      expect(sum(['--by', 'day'])).toBe(sumOf(truth.access))
+      expect(truth.kept).toBeGreaterThan(0)
+    } finally {
+      dir.cleanup()
+    }
+  })
+})
