@@ -1,5 +1,6 @@
 import type { Enrichment, NtpClass, UdpPacket } from '../../core/event.js'
 import { CLASS_ID } from '../../core/event.js'
+import { EventRowEncoder } from '../../store/rowbinary.js'
 
 /** 16-byte IPv4-mapped or IPv6 address from its text form (test helper, not for hot paths). */
 export function addr16(text: string): Buffer {
@@ -59,4 +60,15 @@ export function makePacket(spec: PacketSpec): { packet: UdpPacket; enrichment: E
       bogon: spec.bogon ?? false,
     },
   }
+}
+
+/** RowBinary rows of `events` for these packets, as the pipeline encodes them (record = index). */
+export function encodeRows(specs: PacketSpec[], sensor = 'sensor-a', fileId = 'f'.repeat(32)): Buffer {
+  const enc = new EventRowEncoder(64)
+  enc.setFile(sensor, fileId)
+  specs.forEach((s, i) => {
+    const { packet, enrichment } = makePacket(s)
+    enc.add(packet, enrichment, i)
+  })
+  return enc.take()
 }

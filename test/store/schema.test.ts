@@ -3,10 +3,9 @@ import type { NtpClass } from '../../core/event.js'
 import { silentLogger } from '../../core/logger.js'
 import { batchToken } from '../../pipeline/sink.js'
 import { openStore } from '../../store/open.js'
-import { EventRowEncoder } from '../../store/rowbinary.js'
 import { COMPACT_PART_BYTES, EVENT_STRUCTURE, MIGRATIONS } from '../../store/schema.js'
 import type { Store } from '../../store/store.js'
-import { makePacket, type PacketSpec } from '../helpers/packets.js'
+import { encodeRows, type PacketSpec } from '../helpers/packets.js'
 import { tempDir } from '../helpers/tmp.js'
 
 const dirs: { cleanup: () => void }[] = []
@@ -39,15 +38,7 @@ function packets(seed: number, n: number): PacketSpec[] {
   return out
 }
 
-function encode(specs: PacketSpec[], sensor: string, fileId: string): Buffer {
-  const enc = new EventRowEncoder(64)
-  enc.setFile(sensor, fileId)
-  specs.forEach((s, i) => {
-    const { packet, enrichment } = makePacket(s)
-    enc.add(packet, enrichment, i)
-  })
-  return enc.take()
-}
+const encode = encodeRows
 
 const KEYS = 'sensor, toString(country) AS country, toString(class) AS class, toUInt8(access) AS access'
 

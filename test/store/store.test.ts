@@ -4,10 +4,10 @@ import { batchToken } from '../../pipeline/sink.js'
 import { StoreSink } from '../../store/ledger.js'
 import { openStore } from '../../store/open.js'
 import { queryDaily, parseDailyQuery } from '../../store/queries.js'
-import { EventRowEncoder, writeTimestampNanos } from '../../store/rowbinary.js'
+import { writeTimestampNanos } from '../../store/rowbinary.js'
 import { EVENT_STRUCTURE } from '../../store/schema.js'
 import type { Store } from '../../store/store.js'
-import { makePacket, type PacketSpec } from '../helpers/packets.js'
+import { encodeRows, type PacketSpec } from '../helpers/packets.js'
 import { tempDir } from '../helpers/tmp.js'
 
 const dir = tempDir()
@@ -21,15 +21,7 @@ afterAll(async () => {
   dir.cleanup()
 })
 
-function encode(specs: PacketSpec[], sensor = 'sensor-a', fileId = 'f'.repeat(32)): Buffer {
-  const enc = new EventRowEncoder(64)
-  enc.setFile(sensor, fileId)
-  specs.forEach((s, i) => {
-    const { packet, enrichment } = makePacket(s)
-    enc.add(packet, enrichment, i)
-  })
-  return enc.take()
-}
+const encode = encodeRows
 
 describe('RowBinary timestamps', () => {
   it.each([
