@@ -116,9 +116,9 @@ function errnoOf(err: unknown): string | undefined {
 }
 
 /**
- * Content identity of the first `length` bytes, computed as pipeline/files.ts fileIdentity does
- * for a whole file (SHA-256, first 128 bits in hex): equal to the identity recorded for a file
- * when the file has only grown since.
+ * Raw-bytes identity of the first `length` bytes, computed as pipeline/identity-core.ts computes
+ * `rawId` for a whole file (SHA-256, first 128 bits in hex): equal to the raw id recorded for a
+ * file when the file has only grown since.
  */
 async function prefixIdentity(path: string, length: number): Promise<string> {
   const hash = createHash('sha256')
