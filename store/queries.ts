@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { NTP_CLASSES } from '../core/event.js'
 import { TeitenError } from '../core/errors.js'
+import { rollupPlan, staleRollupDays } from './rollup.js'
 import type { Store } from './store.js'
 
 export const DAILY_KEYS = ['day', 'sensor', 'country', 'class'] as const
@@ -94,27 +95,85 @@ export function parseDailyQuery(input: unknown): DailyQuery {
 /** Settings for every read: plain numbers for counts (< 2^53), read-only. */
 export const READ_SETTINGS = { output_format_json_quote_64bit_integers: 0, readonly: 2 } as const
 
-export function dailySql(q: DailyQuery): { sql: string; params: Record<string, unknown> } {
+/** `teiten daily` from `daily_agg`'s states; `dayFilter` restricts it to some days. */
+export function dailySql(
+  q: DailyQuery,
+  dayFilter?: { param: string; days: string[] },
+): { sql: string; params: Record<string, unknown> } {
   const params: Record<string, unknown> = {}
   const where = [...dayTerms(q, params), ...filterTerms(q, params)]
+  if (dayFilter) {
+    where.push(`day IN {${dayFilter.param}:Array(Date)}`)
+    params[dayFilter.param] = dayFilter.days
+  }
   const keys = q.by.map((k) => (k === 'class' ? 'toString(class) AS class' : k))
   const select = [...keys, 'sum(packets) AS packets', 'uniqExactMerge(sources) AS sources'].join(', ')
-  const order = [
-    ...(q.by.includes('day') ? ['day ASC'] : []),
-    'packets DESC',
-    ...q.by.filter((k) => k !== 'day').map((k) => `${k} ASC`),
-  ]
   const sql =
     `SELECT ${select} FROM daily_agg` +
     (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
     (q.by.length > 0 ? ` GROUP BY ${q.by.join(', ')}` : '') +
-    ` ORDER BY ${order.join(', ')}`
+    ` ORDER BY ${dailyOrder(q)}`
   return { sql, params }
 }
 
+function dailyOrder(q: DailyQuery): string {
+  return [
+    ...(q.by.includes('day') ? ['day ASC'] : []),
+    'packets DESC',
+    ...q.by.filter((k) => k !== 'day').map((k) => `${k} ASC`),
+  ].join(', ')
+}
+
+/**
+ * A per-day query from the finished figures of `daily_rollup` (store/rollup.ts), with the days
+ * whose rollup is stale computed from `daily_agg` in the same statement. Undefined when the
+ * query has no rollup form (not per day, or a union of several values of a dimension it does
+ * not group by).
+ */
+export function dailyRollupSql(
+  q: DailyQuery,
+  staleDays: string[],
+): { sql: string; params: Record<string, unknown> } | undefined {
+  const plan = rollupPlan(q)
+  if (!plan) return undefined
+  const params: Record<string, unknown> = { scope: q.all ? 'all' : 'access', keys: plan.keys }
+  const where = [...dayTerms(q, params), 'scope = {scope:String}', 'keys = {keys:UInt8}']
+  for (const [dim, list] of [
+    ['sensor', q.sensor],
+    ['country', q.country],
+    ['class', q.class],
+  ] as const) {
+    const pinned = plan.pinned[dim]
+    if (pinned !== undefined) {
+      where.push(`${dim} = {pin_${dim}:String}`)
+      params[`pin_${dim}`] = pinned
+    } else if (list?.length) {
+      where.push(`${dim} IN {in_${dim}:Array(String)}`)
+      params[`in_${dim}`] = list
+    }
+  }
+  if (staleDays.length > 0) {
+    where.push('day NOT IN {stale:Array(Date)}')
+    params.stale = staleDays
+  }
+  const columns = [...q.by, 'packets', 'sources'].join(', ')
+  let sql = `SELECT ${columns} FROM daily_rollup FINAL WHERE ${where.join(' AND ')}`
+  if (staleDays.length > 0) {
+    const states = dailySql(q, { param: 'stale', days: staleDays })
+    // The states part binds the same parameter names to the same values (from, to, filters).
+    Object.assign(params, states.params)
+    const inner = states.sql.slice(0, states.sql.lastIndexOf(' ORDER BY '))
+    sql = `SELECT ${columns} FROM (${sql} UNION ALL ${inner})`
+  }
+  return { sql: `${sql} ORDER BY ${dailyOrder(q)}`, params }
+}
+
 export async function queryDaily(store: Store, q: DailyQuery): Promise<DailyRow[]> {
-  const { sql, params } = dailySql(q)
-  const rows = await store.query<DailyRow>(sql, params, READ_SETTINGS)
+  let statement: { sql: string; params: Record<string, unknown> } | undefined
+  const plan = rollupPlan(q)
+  if (plan) statement = dailyRollupSql(q, await staleRollupDays(store, q, plan.keys))
+  statement ??= dailySql(q)
+  const rows = await store.query<DailyRow>(statement.sql, statement.params, READ_SETTINGS)
   // Exactly the keys asked for, then packets and sources, in that order.
   return rows.map((r) => {
     const out: DailyRow = {}

@@ -32,6 +32,12 @@ export function dedupSettings(dedupToken: string | undefined): Settings {
   return { insert_deduplication_token: dedupToken, deduplicate_blocks_in_dependent_materialized_views: 1 }
 }
 
+/**
+ * A batch of a sparse capture can span years: one part per week it touches, however many
+ * (ClickHouse refuses more than 100 partitions per block by default).
+ */
+export const INSERT_SETTINGS: Settings = { max_partitions_per_insert_block: 0 }
+
 function settingsClause(settings: Settings): string {
   const parts = Object.entries(settings).map(([k, v]) => {
     if (!IDENTIFIER.test(k)) throw new TeitenError('BAD_PARAMETER', `invalid setting name ${k}`)
@@ -170,7 +176,10 @@ export class ClickHouseStore implements Store {
   private async insertNow(table: string, structure: string, body: Buffer, dedupToken?: string): Promise<void> {
     if (body.length === 0) return
     try {
-      await this.inserter(this.client, assertIdentifier(table), structure, body, dedupSettings(dedupToken))
+      await this.inserter(this.client, assertIdentifier(table), structure, body, {
+        ...INSERT_SETTINGS,
+        ...dedupSettings(dedupToken),
+      })
     } catch (err) {
       throw wrapError(err, 'STORE_INSERT_FAILED', { table, dedupToken })
     }

@@ -6,6 +6,7 @@ import { createMetrics, instrumentSink, type Metrics, startMetricsServer } from 
 import { type CaptureFile, expandPaths } from '../../pipeline/files.js'
 import { type Enricher, type IngestSummary, ingestFiles } from '../../pipeline/ingest.js'
 import type { EventSink } from '../../pipeline/sink.js'
+import { ROLLUP_REFRESH_INTERVAL_MS, startRollupRefresher } from '../../store/rollup.js'
 import { checkSpool, defaultStatePath, SpoolWatcher } from '../../pipeline/watch.js'
 import { StoreSink } from '../../store/ledger.js'
 import { addCommonOptions, addStoreOptions, contextFrom, openStoreFor } from '../context.js'
@@ -83,7 +84,16 @@ export function registerIngest(program: Command): void {
     } else {
       const store = await openStoreFor(ctx, 'teiten ingest')
       sink = new StoreSink(store)
-      closeStore = () => store.close()
+      // The daily rollup catches up with what this run stored: periodically while a spool is
+      // watched, and once at the end (also after an interrupted run: it is derived data).
+      const rollup = startRollupRefresher(store, {
+        intervalMs: spool !== undefined ? ROLLUP_REFRESH_INTERVAL_MS : undefined,
+        logger: ctx.logger,
+      })
+      closeStore = async () => {
+        await rollup.stop()
+        await store.close()
+      }
     }
     if (spool !== undefined && metrics) {
       await watchSpool(spool, {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { TeitenError } from '../../core/errors.js'
 import { createMetrics, type MetricsServer, startMetricsServer } from '../../core/metrics.js'
+import { ROLLUP_REFRESH_INTERVAL_MS, startRollupRefresher } from '../../store/rollup.js'
 import { DEFAULT_SESSION_TIMEOUT_MS, runSink } from '../../stream/consumer.js'
 import { kafkajsTransport, parseBrokers } from '../../stream/kafka.js'
 import { addCommonOptions, addSettingFlags, addStoreOptions, contextFrom, openStoreFor } from '../context.js'
@@ -73,6 +74,7 @@ export function registerSink(program: Command): void {
         server = await startMetricsServer(metrics, { port: ctx.config.metricsPort, logger: ctx.logger })
       }
       const store = await openStoreFor(ctx, 'teiten sink')
+      const rollup = startRollupRefresher(store, { intervalMs: ROLLUP_REFRESH_INTERVAL_MS, logger: ctx.logger })
       try {
         if (controller.signal.aborted) return
         const summary = await runSink({
@@ -96,6 +98,7 @@ export function registerSink(program: Command): void {
             `${summary.parked ? `, ${summary.parked} bad messages parked` : ''} (${summary.stoppedBy === 'idle' ? 'caught up' : 'stopped'})\n`,
         )
       } finally {
+        await rollup.stop()
         await store.close()
       }
     } finally {

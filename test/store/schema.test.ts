@@ -137,4 +137,42 @@ describe('aggregate views and schema v4', () => {
       await store.close()
     }
   })
+
+  it('partitions a new store by week and stores a batch spanning three years in one insert', async () => {
+    const dir = tempDir()
+    dirs.push(dir)
+    const store = await openStore({ dataDir: dir.path, logger: silentLogger, host: false })
+    try {
+      const weeks = 150
+      const specs: PacketSpec[] = Array.from({ length: weeks }, (_, i) => ({
+        ts: new Date(Date.UTC(2013, 0, 7) + i * 7 * 86_400_000 + 3_600_000).toISOString(),
+        src: `198.51.100.${i % 200}`,
+        dst: '203.0.113.1',
+        dstPort: 123,
+        srcPort: 40000,
+        cls: 'monlist',
+        country: 'JP',
+        bogon: false,
+      }))
+      // More weeks than ClickHouse's default limit of 100 partitions per inserted block.
+      await store.insertRowBinary('events', EVENT_STRUCTURE, encode(specs, 's', 'f'.repeat(32)), 'f-0')
+      const keys = await store.query<{ name: string; partition_key: string }>(
+        `SELECT name, partition_key FROM system.tables WHERE database = currentDatabase()
+           AND name IN ('events', 'daily_agg', 'hourly_agg', 'source_daily') ORDER BY name`,
+      )
+      expect(keys).toEqual([
+        { name: 'daily_agg', partition_key: 'toMonday(day)' },
+        { name: 'events', partition_key: 'toMonday(ts)' },
+        { name: 'hourly_agg', partition_key: 'toMonday(hour)' },
+        { name: 'source_daily', partition_key: 'toMonday(day)' },
+      ])
+      const [parts] = await store.query<{ p: number }>(
+        "SELECT toUInt32(uniqExact(partition)) AS p FROM system.parts WHERE active AND table = 'events' AND database = currentDatabase()",
+      )
+      expect(parts!.p).toBe(weeks)
+      expectAgreement(await aggregatesAndRecount(store), weeks)
+    } finally {
+      await store.close()
+    }
+  })
 })
