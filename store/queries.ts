@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { NTP_CLASSES } from '../core/event.js'
 import { TeitenError } from '../core/errors.js'
-import { rollupPlan, staleRollupDays } from './rollup.js'
+import { freshWholeWeeks, rollupPlan, sourceRowsSql, staleRollupDays } from './rollup.js'
 import type { Store } from './store.js'
 
 export const DAILY_KEYS = ['day', 'sensor', 'country', 'class'] as const
@@ -54,14 +54,19 @@ export function filterTerms(q: Filters, params: Record<string, unknown>, access 
   return where
 }
 
-export function dayTerms(q: { from?: string; to?: string }, params: Record<string, unknown>): string[] {
+/** WHERE terms of a day range; `terms` bind {from:Date} and {to:Date} to other columns. */
+export function dayTerms(
+  q: { from?: string; to?: string },
+  params: Record<string, unknown>,
+  terms: { from: string; to: string } = { from: 'day >= {from:Date}', to: 'day <= {to:Date}' },
+): string[] {
   const where: string[] = []
   if (q.from) {
-    where.push('day >= {from:Date}')
+    where.push(terms.from)
     params.from = q.from
   }
   if (q.to) {
-    where.push('day <= {to:Date}')
+    where.push(terms.to)
     params.to = q.to
   }
   return where
@@ -168,10 +173,31 @@ export function dailyRollupSql(
   return { sql: `${sql} ORDER BY ${dailyOrder(q)}`, params }
 }
 
+/**
+ * Totals of a range (`by` empty: the dashboard's headline figures): packets from `daily_agg`,
+ * distinct sources by a GROUP BY on the address alone over `source_weekly` for the range's
+ * whole weeks and `source_daily` for the other days. Merging `daily_agg`'s source sets runs on
+ * one core, a GROUP BY with a 128-bit key on both, over 3.8x fewer rows where weeks are whole.
+ * 90 days of the 1e9-event bench store: 1,000-1,060 ms merging sets, 820-920 ms grouping
+ * source_daily alone.
+ */
+export function totalsSql(q: DailyQuery, weeks: string[]): { sql: string; params: Record<string, unknown> } {
+  const params: Record<string, unknown> = {}
+  const days = dayTerms(q, params)
+  const filters = filterTerms(q, params)
+  const where = [...days, ...filters]
+  const rows = sourceRowsSql({ days, filters }, weeks, params, false)
+  const sql =
+    `SELECT (SELECT toUInt64(sum(packets)) FROM daily_agg${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''}) AS packets,` +
+    ` (SELECT count() FROM (SELECT src FROM (${rows}) GROUP BY src)) AS sources`
+  return { sql, params }
+}
+
 export async function queryDaily(store: Store, q: DailyQuery): Promise<DailyRow[]> {
   let statement: { sql: string; params: Record<string, unknown> } | undefined
   const plan = rollupPlan(q)
   if (plan) statement = dailyRollupSql(q, await staleRollupDays(store, q, plan.keys))
+  else if (q.by.length === 0) statement = totalsSql(q, await freshWholeWeeks(store, q))
   statement ??= dailySql(q)
   const rows = await store.query<DailyRow>(statement.sql, statement.params, READ_SETTINGS)
   // Exactly the keys asked for, then packets and sources, in that order.

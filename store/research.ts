@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { TeitenError } from '../core/errors.js'
 import { NTP_CLASSES } from '../core/event.js'
 import { csvList, dayTerms, filterShape, filterTerms, isoDay, READ_SETTINGS } from './queries.js'
+import { freshWholeWeeks, sourceRowsSql } from './rollup.js'
 import { EVENT_COLUMNS } from './schema.js'
 import type { QueryParams, Settings, Store } from './store.js'
 
@@ -249,11 +250,18 @@ export async function querySources(store: Store, q: SourcesQuery): Promise<Sourc
   const order = SOURCE_ORDERS[q.order]
   const dir = q.dir === 'asc' ? 'ASC' : 'DESC'
   const cheap = CHEAP_ORDERS[q.order]
+  // Ranked by packets, the whole weeks of the range come from source_weekly (store/rollup.ts):
+  // a row per source and week instead of per day. Top 15 of 90 days, 1e9-event bench store:
+  // the ranking 0.87-1.04 s from source_daily alone, 0.38-0.47 s with the weeks.
+  const weeks = q.order === 'packets' ? await freshWholeWeeks(store, q) : []
+  const ranked = sourceRowsSql({ days: dayTerms(q, params), filters: filterTerms(q, params) }, weeks, params, true)
   // The same key and tie-break as the outer ORDER BY: the same `limit` sources win.
   const winners = cheap
     ? [
         ...where,
-        `src IN (SELECT src FROM source_daily${whereClause(where)} GROUP BY src ORDER BY ${cheap} ${dir}, src ASC LIMIT {limit:UInt32})`,
+        q.order === 'packets'
+          ? `src IN (SELECT src FROM (${ranked}) GROUP BY src ORDER BY sum(packets) ${dir}, src ASC LIMIT {limit:UInt32})`
+          : `src IN (SELECT src FROM source_daily${whereClause(where)} GROUP BY src ORDER BY ${cheap} ${dir}, src ASC LIMIT {limit:UInt32})`,
       ]
     : where
   const sql =
@@ -561,7 +569,7 @@ export function checkAst(rows: string[]): void {
       }
       if (inTable && !ALLOWED_TABLE_FUNCTIONS.has(name)) {
         reject(
-          `the table function ${name}() is not allowed; read the tables events, daily_agg, hourly_agg, source_daily`,
+          `the table function ${name}() is not allowed; read the tables events, daily_agg, hourly_agg, source_daily, daily_rollup, source_weekly`,
         )
       }
     }

@@ -106,7 +106,45 @@ export async function staleRollupDays(
   return (await staleRollup(store, range, keys)).map((r) => r.day)
 }
 
-/** Brings every stale (day, grouping) of the rollup up to date; returns how many were refreshed. */
+/**
+ * `source_weekly`: packets per (week, source, sensor, country, class, access), so that ranking
+ * the sources of a long range reads a row per source and week instead of per day (3.8x fewer
+ * rows on the bench corpus). Same exactness rule as the daily rollup: a week's rows carry its
+ * packet total in `source_daily` from the same scan, one statement and one part per week.
+ */
+const WEEKLY_REFRESH_SQL = `INSERT INTO source_weekly (week, src, sensor, country, class, access, packets, version)
+SELECT week, src, sensor, country, class, access, packets, sum(packets) OVER (PARTITION BY week) AS version
+FROM (
+  SELECT toMonday(day) AS week, src, sensor, country, class, access, toUInt64(sum(packets)) AS packets
+  FROM source_daily
+  WHERE day >= {week:Date} AND day <= {week:Date} + 6
+  GROUP BY week, src, sensor, country, class, access
+)`
+
+/** Mondays of the weeks whose `source_weekly` rows are missing or older than `source_daily`. */
+export async function staleWeeks(store: Store, range: { from?: string; to?: string } = {}): Promise<string[]> {
+  const params: Record<string, unknown> = {}
+  const where = dayTerms(range, params, { from: 'day >= toMonday({from:Date})', to: 'day <= {to:Date}' })
+  // The current totals from daily_agg: the same per-day sums as source_daily's (both views count
+  // every event), read from thousands of rows instead of millions (1e9-event bench store, 90
+  // days: 13-24 ms vs 230-255 ms). While an insert is between the two views the totals differ
+  // for a moment: the week reads as stale, or as it was before that insert.
+  const rows = await store.query<{ w: string }>(
+    `SELECT toString(a.w) AS w
+     FROM (SELECT toMonday(day) AS w, sum(packets) AS p FROM daily_agg${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} GROUP BY w) AS a
+     LEFT JOIN (SELECT week, max(version) AS v FROM source_weekly GROUP BY week) AS r ON a.w = r.week
+     WHERE r.v != a.p
+     ORDER BY w`,
+    params,
+    { join_use_nulls: 0 },
+  )
+  return rows.map((r) => r.w)
+}
+
+/**
+ * Brings every stale (day, grouping) of the daily rollup and every stale week of
+ * `source_weekly` up to date; returns how many of them were refreshed.
+ */
 export async function refreshRollup(store: Store, logger?: Logger): Promise<number> {
   const stale = await staleRollup(store)
   const started = Date.now()
@@ -116,8 +154,58 @@ export async function refreshRollup(store: Store, logger?: Logger): Promise<numb
       await store.command(refreshSql(keys), { days: days.slice(i, i + DAYS_PER_REFRESH) }, ONE_BLOCK)
     }
   }
-  if (stale.length > 0) logger?.debug({ stale: stale.length, ms: Date.now() - started }, 'daily rollup refreshed')
-  return stale.length
+  const weeks = await staleWeeks(store)
+  for (const week of weeks) await store.command(WEEKLY_REFRESH_SQL, { week }, ONE_BLOCK)
+  const refreshed = stale.length + weeks.length
+  if (refreshed > 0) {
+    logger?.debug({ days: stale.length, weeks: weeks.length, ms: Date.now() - started }, 'rollups refreshed')
+  }
+  return refreshed
+}
+
+/**
+ * The rows of `source_daily` a query selects, with its fresh whole weeks (freshWholeWeeks) read
+ * from `source_weekly` instead: columns src and packets. `final` merges a week's refreshes
+ * (needed for sums; a set of addresses is the same without it: a newer refresh only adds).
+ */
+export function sourceRowsSql(
+  where: { days: string[]; filters: string[] },
+  weeks: string[],
+  params: Record<string, unknown>,
+  final: boolean,
+): string {
+  const clause = (terms: string[]) => (terms.length > 0 ? ` WHERE ${terms.join(' AND ')}` : '')
+  const daily = [...where.days, ...where.filters]
+  if (weeks.length === 0) return `SELECT src, packets FROM source_daily${clause(daily)}`
+  params.weeks = weeks
+  return (
+    `SELECT src, packets FROM source_weekly${final ? ' FINAL' : ''}${clause(['week IN {weeks:Array(Date)}', ...where.filters])}` +
+    ` UNION ALL SELECT src, packets FROM source_daily${clause([...daily, 'toMonday(day) NOT IN {weeks:Array(Date)}'])}`
+  )
+}
+
+/**
+ * The weeks a day range covers whole, and which of them `source_weekly` has current: the
+ * ranking of a range reads those from it and every other day from `source_daily`.
+ */
+export async function freshWholeWeeks(store: Store, range: { from?: string; to?: string }): Promise<string[]> {
+  const params: Record<string, unknown> = {}
+  // Whole weeks only: from a Monday on or after `from`, to a Sunday on or before `to`.
+  const where = dayTerms(range, params, { from: 'week >= {from:Date}', to: 'week + 6 <= {to:Date}' })
+  const cond = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''
+  const [known, stale] = await Promise.all([
+    // One partition per week: the weeks present, from the parts list instead of a column scan
+    // (1e9-event bench store: ~1 ms vs 60-90 ms).
+    store.query<{ w: string }>(
+      `SELECT DISTINCT toString(week) AS w FROM (
+         SELECT toDate(partition) AS week FROM system.parts
+         WHERE database = currentDatabase() AND table = 'source_weekly' AND active)${cond} ORDER BY w`,
+      params,
+    ),
+    staleWeeks(store, range),
+  ])
+  const staleSet = new Set(stale)
+  return known.map((r) => r.w).filter((w) => !staleSet.has(w))
 }
 
 /**

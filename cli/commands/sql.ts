@@ -36,7 +36,9 @@ export async function runSql(store: Store, sql: string, format: OutputFormat, li
 export function registerSql(program: Command): void {
   const cmd = program
     .command('sql')
-    .description('one read-only SELECT over events, daily_agg, hourly_agg, source_daily ("-" reads it from stdin)')
+    .description(
+      'one read-only SELECT over events, daily_agg, hourly_agg, source_daily, daily_rollup, source_weekly ("-" reads it from stdin)',
+    )
     .argument('<query>', 'the SELECT, or - for stdin')
     .option('--format <format>', 'table|json|csv', 'table')
     .option('--max-rows <n>', 'refuse results longer than this', '1000000')

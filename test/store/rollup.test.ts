@@ -46,7 +46,10 @@ const QUERIES: Record<string, unknown>[] = [
   { by: 'day', country: 'US', class: 'client', sensor: 'a' },
   { by: 'day', country: 'CN,US' }, // a union of two countries' sources: from the states
   { by: 'country' }, // not per day: from the states
-  { by: '' },
+  { by: '' }, // totals: distinct addresses of source_daily
+  { by: '', all: true, class: 'monlist,client', from: '2013-12-02' },
+  { by: '', sensor: 'b', country: 'US' },
+  { by: '', from: '2020-01-01' }, // no data: zeros
 ]
 
 let store: Store
@@ -75,7 +78,8 @@ describe('daily rollup', () => {
     // Five days, eight groupings of (sensor, country, class) each.
     expect(await staleRollup(store)).toHaveLength(40)
     await store.command('SYSTEM STOP MERGES daily_rollup')
-    expect(await refreshRollup(store)).toBe(40)
+    // 40 (day, grouping) pairs and the two weeks of source_weekly (Nov 25 and Dec 2).
+    expect(await refreshRollup(store)).toBe(42)
     // One part per statement (8 groupings x 2 statements of at most 4 days): a grouping's day is
     // stored whole or not at all.
     const parts = async () =>
@@ -123,7 +127,7 @@ describe('daily rollup', () => {
       now.find((r) => r.day === '2013-12-04')!.packets,
     )
 
-    expect(await refreshRollup(store)).toBe(40)
+    expect(await refreshRollup(store)).toBe(41) // and the week of Dec 2
     expect(await staleRollup(store)).toEqual([])
     for (const q of QUERIES) {
       const parsed = parseDailyQuery(q)
