@@ -31,10 +31,13 @@ export const ROLLUP_CLASS = 1
 const GROUPINGS = [0, 1, 2, 3, 4, 5, 6, 7]
 
 /**
- * Days per statement. Memory is one exact set per cell: at the density of the 1e9-event bench
- * store (~500k source-day elements a day) about 30 MB per day and grouping.
+ * Packets per refresh statement (whole days; at least one). A statement keeps one exact set per
+ * cell of the eight groupings of its days, at most one element per packet: the bound holds for
+ * the worst darknet day (backscatter of a spoofed flood: a new source every packet), and the
+ * bench corpora need few statements (chDB costs ~14 ms per statement: 2M packets in 216
+ * statements of 4 days x 1 grouping took 3.4 s).
  */
-const DAYS_PER_REFRESH = 4
+const PACKETS_PER_REFRESH = 2_000_000
 
 /** One statement, one block: squash everything the SELECT gives into a single insert block. */
 const ONE_BLOCK = {
@@ -43,48 +46,66 @@ const ONE_BLOCK = {
   min_insert_block_size_bytes: 1_000_000_000_000,
 }
 
-function refreshSql(keys: number): string {
-  const dim = (bit: number, column: string, expr: string) =>
-    (keys & bit) !== 0
-      ? { select: `${expr} AS ${column}_k`, group: [column] }
-      : { select: `'' AS ${column}_k`, group: [] }
-  const dims = [
-    dim(ROLLUP_SENSOR, 'sensor', 'toString(sensor)'),
-    dim(ROLLUP_COUNTRY, 'country', 'toString(country)'),
-    dim(ROLLUP_CLASS, 'class', 'toString(class)'),
-  ]
-  return `INSERT INTO daily_rollup (day, scope, keys, sensor, country, class, packets, sources, version)
-SELECT day, s.1 AS scope, ${keys} AS keys, sensor_k AS sensor, country_k AS country, class_k AS class,
+/**
+ * Every grouping of (sensor, country, class) of some days, in one scan of `daily_agg`: counts
+ * and versions from one snapshot of its parts, inserted as one block (one part: the table is
+ * not partitioned). ClickHouse's grouping() has the standard meaning: a bit is set where the
+ * column is NOT grouped.
+ */
+const DAILY_REFRESH_SQL = `INSERT INTO daily_rollup (day, scope, keys, sensor, country, class, packets, sources, version)
+SELECT day, s.1 AS scope, keys, sensor_k AS sensor, country_k AS country, class_k AS class,
        s.2 AS packets, s.3 AS sources, version
 FROM (
-  SELECT *, sum(pall) OVER (PARTITION BY day) AS version
+  SELECT *, sum(pall) OVER (PARTITION BY day, keys) AS version
   FROM (
-    SELECT day, ${dims.map((d) => d.select).join(', ')},
+    SELECT day,
+           toUInt8(7 - grouping(sensor, country, class)) AS keys,
+           if(bitAnd(keys, ${ROLLUP_SENSOR}) != 0, toString(sensor), '') AS sensor_k,
+           if(bitAnd(keys, ${ROLLUP_COUNTRY}) != 0, toString(country), '') AS country_k,
+           if(bitAnd(keys, ${ROLLUP_CLASS}) != 0, toString(class), '') AS class_k,
            toUInt64(sumIf(packets, access)) AS pa, toUInt64(uniqExactMergeIf(sources, access)) AS sa,
            toUInt64(sum(packets)) AS pall, toUInt64(uniqExactMerge(sources)) AS sall
     FROM daily_agg
     WHERE day IN {days:Array(Date)}
-    GROUP BY ${['day', ...dims.flatMap((d) => d.group)].join(', ')}
+    GROUP BY GROUPING SETS ((day), (day, sensor), (day, country), (day, class), (day, sensor, country),
+                           (day, sensor, class), (day, country, class), (day, sensor, country, class))
   )
 )
 ARRAY JOIN [('access', pa, sa), ('all', pall, sall)] AS s
 WHERE s.2 > 0`
+
+/** Consecutive runs of `items` whose `packets` add up to at most `budget` (at least one each). */
+function chunks<T extends { packets: number }>(items: T[], budget: number): T[][] {
+  const out: T[][] = []
+  let run: T[] = []
+  let sum = 0
+  for (const item of items) {
+    if (run.length > 0 && sum + item.packets > budget) {
+      out.push(run)
+      run = []
+      sum = 0
+    }
+    run.push(item)
+    sum += item.packets
+  }
+  if (run.length > 0) out.push(run)
+  return out
 }
 
 /**
  * (day, grouping) pairs whose rollup is missing or older than `daily_agg`, within [from, to]
- * when given, of one grouping when `keys` is given.
+ * when given, of one grouping when `keys` is given; with the day's packets.
  */
 export async function staleRollup(
   store: Store,
   range: { from?: string; to?: string } = {},
   keys?: number,
-): Promise<{ day: string; keys: number }[]> {
+): Promise<{ day: string; keys: number; packets: number }[]> {
   const params: Record<string, unknown> = { groupings: keys === undefined ? GROUPINGS : [keys] }
   const where = dayTerms(range, params)
   const and = where.map((w) => ` AND ${w}`).join('')
-  const rows = await store.query<{ d: string; k: number }>(
-    `SELECT toString(a.day) AS d, toUInt8(a.k) AS k
+  const rows = await store.query<{ d: string; k: number; p: string }>(
+    `SELECT toString(a.day) AS d, toUInt8(a.k) AS k, toString(a.p) AS p
      FROM (SELECT day, k, p FROM (SELECT day, sum(packets) AS p FROM daily_agg WHERE 1${and} GROUP BY day)
            ARRAY JOIN {groupings:Array(UInt8)} AS k) AS a
      LEFT JOIN (SELECT day, keys, max(version) AS v FROM daily_rollup WHERE scope = 'all'${and} GROUP BY day, keys) AS r
@@ -94,7 +115,7 @@ export async function staleRollup(
     params,
     { join_use_nulls: 0 },
   )
-  return rows.map((r) => ({ day: r.d, keys: Number(r.k) }))
+  return rows.map((r) => ({ day: r.d, keys: Number(r.k), packets: Number(r.p) }))
 }
 
 /** Days whose rollup of grouping `keys` is stale (see staleRollup). */
@@ -112,25 +133,34 @@ export async function staleRollupDays(
  * rows on the bench corpus). Same exactness rule as the daily rollup: a week's rows carry its
  * packet total in `source_daily` from the same scan, one statement and one part per week.
  */
+// Several weeks per statement: one part per week (one partition each), each whole.
 const WEEKLY_REFRESH_SQL = `INSERT INTO source_weekly (week, src, sensor, country, class, access, packets, version)
 SELECT week, src, sensor, country, class, access, packets, sum(packets) OVER (PARTITION BY week) AS version
 FROM (
   SELECT toMonday(day) AS week, src, sensor, country, class, access, toUInt64(sum(packets)) AS packets
   FROM source_daily
-  WHERE day >= {week:Date} AND day <= {week:Date} + 6
+  WHERE day >= {first:Date} AND day <= {last:Date} + 6 AND toMonday(day) IN {weeks:Array(Date)}
   GROUP BY week, src, sensor, country, class, access
 )`
 
 /** Mondays of the weeks whose `source_weekly` rows are missing or older than `source_daily`. */
 export async function staleWeeks(store: Store, range: { from?: string; to?: string } = {}): Promise<string[]> {
+  return (await staleWeekTotals(store, range)).map((w) => w.week)
+}
+
+/** staleWeeks, with each week's packets. */
+async function staleWeekTotals(
+  store: Store,
+  range: { from?: string; to?: string },
+): Promise<{ week: string; packets: number }[]> {
   const params: Record<string, unknown> = {}
   const where = dayTerms(range, params, { from: 'day >= toMonday({from:Date})', to: 'day <= {to:Date}' })
   // The current totals from daily_agg: the same per-day sums as source_daily's (both views count
   // every event), read from thousands of rows instead of millions (1e9-event bench store, 90
   // days: 13-24 ms vs 230-255 ms). While an insert is between the two views the totals differ
   // for a moment: the week reads as stale, or as it was before that insert.
-  const rows = await store.query<{ w: string }>(
-    `SELECT toString(a.w) AS w
+  const rows = await store.query<{ w: string; p: string }>(
+    `SELECT toString(a.w) AS w, toString(a.p) AS p
      FROM (SELECT toMonday(day) AS w, sum(packets) AS p FROM daily_agg${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} GROUP BY w) AS a
      LEFT JOIN (SELECT week, max(version) AS v FROM source_weekly GROUP BY week) AS r ON a.w = r.week
      WHERE r.v != a.p
@@ -138,27 +168,34 @@ export async function staleWeeks(store: Store, range: { from?: string; to?: stri
     params,
     { join_use_nulls: 0 },
   )
-  return rows.map((r) => r.w)
+  return rows.map((r) => ({ week: r.w, packets: Number(r.p) }))
 }
 
 /**
  * Brings every stale (day, grouping) of the daily rollup and every stale week of
  * `source_weekly` up to date; returns how many of them were refreshed.
  */
-export async function refreshRollup(store: Store, logger?: Logger): Promise<number> {
+export async function refreshRollup(
+  store: Store,
+  logger?: Logger,
+  options: { packetsPerStatement?: number } = {},
+): Promise<number> {
+  const budget = options.packetsPerStatement ?? PACKETS_PER_REFRESH
   const stale = await staleRollup(store)
   const started = Date.now()
-  for (const keys of GROUPINGS) {
-    const days = stale.filter((s) => s.keys === keys).map((s) => s.day)
-    for (let i = 0; i < days.length; i += DAYS_PER_REFRESH) {
-      await store.command(refreshSql(keys), { days: days.slice(i, i + DAYS_PER_REFRESH) }, ONE_BLOCK)
-    }
+  // A day with any stale grouping gets all eight again: one scan computes them together.
+  const days = [...new Map(stale.map((s) => [s.day, { day: s.day, packets: s.packets }])).values()]
+  for (const run of chunks(days, budget)) {
+    await store.command(DAILY_REFRESH_SQL, { days: run.map((d) => d.day) }, ONE_BLOCK)
   }
-  const weeks = await staleWeeks(store)
-  for (const week of weeks) await store.command(WEEKLY_REFRESH_SQL, { week }, ONE_BLOCK)
+  const weeks = await staleWeekTotals(store, {})
+  for (const run of chunks(weeks, budget)) {
+    const list = run.map((w) => w.week)
+    await store.command(WEEKLY_REFRESH_SQL, { weeks: list, first: list[0], last: list.at(-1) }, ONE_BLOCK)
+  }
   const refreshed = stale.length + weeks.length
   if (refreshed > 0) {
-    logger?.debug({ days: stale.length, weeks: weeks.length, ms: Date.now() - started }, 'rollups refreshed')
+    logger?.debug({ days: days.length, weeks: weeks.length, ms: Date.now() - started }, 'rollups refreshed')
   }
   return refreshed
 }
