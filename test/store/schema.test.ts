@@ -42,6 +42,21 @@ function packets(seed: number, n: number): PacketSpec[] {
 
 const encode = encodeRows
 
+/** A new data directory, removed after the file's tests, and how to open a store on it. */
+function newStoreDir() {
+  const dir = tempDir()
+  dirs.push(dir)
+  return () => openStore({ dataDir: dir.path, logger: silentLogger, host: false })
+}
+
+/** Every migration this teiten knows is recorded (versions missing below the highest included). */
+async function expectEveryVersion(store: Store) {
+  const versions = await store.query<{ v: number }>(
+    'SELECT DISTINCT toUInt32(version) AS v FROM schema_migrations ORDER BY v',
+  )
+  expect(versions.map((r) => r.v)).toEqual(MIGRATIONS.map((m) => m.version))
+}
+
 const KEYS = 'sensor, toString(country) AS country, toString(class) AS class, toUInt8(access) AS access'
 
 /** Each aggregate table, merged, next to the same figures recounted from the raw events. */
@@ -77,11 +92,10 @@ function expectAgreement(a: Awaited<ReturnType<typeof aggregatesAndRecount>>, ev
 
 describe('aggregate views and schema v4', () => {
   it('agree with a recount of the events, batches sent again (also after a restart) included', async () => {
-    const dir = tempDir()
-    dirs.push(dir)
+    const open = newStoreDir()
     const a = encode(packets(1, 3000), 'sensor-a', 'a'.repeat(32))
     const b = encode(packets(2, 2000), 'sensor-b', 'b'.repeat(32))
-    let store = await openStore({ dataDir: dir.path, logger: silentLogger, host: false })
+    let store = await open()
     try {
       await store.insertRowBinary('events', EVENT_STRUCTURE, a, batchToken('a'.repeat(32), 0))
       await store.insertRowBinary('events', EVENT_STRUCTURE, b, batchToken('b'.repeat(32), 0))
@@ -92,7 +106,7 @@ describe('aggregate views and schema v4', () => {
     } finally {
       await store.close()
     }
-    store = await openStore({ dataDir: dir.path, logger: silentLogger, host: false })
+    store = await open()
     try {
       await store.insertRowBinary('events', EVENT_STRUCTURE, b, batchToken('b'.repeat(32), 0))
       const agg = await aggregatesAndRecount(store)
@@ -105,9 +119,8 @@ describe('aggregate views and schema v4', () => {
   })
 
   it('a store at schema version 2 gets version 4 and counts every block once', async () => {
-    const dir = tempDir()
-    dirs.push(dir)
-    let store = await openStore({ dataDir: dir.path, logger: silentLogger, host: false })
+    const open = newStoreDir()
+    let store = await open()
     try {
       await store.insertRowBinary('events', EVENT_STRUCTURE, encode(packets(3, 1500), 's', 'c'.repeat(32)), 'c-0')
       // Back to what version 2 left: the default part format, and versions 2 and 4 unrecorded
@@ -120,12 +133,9 @@ describe('aggregate views and schema v4', () => {
     } finally {
       await store.close()
     }
-    store = await openStore({ dataDir: dir.path, logger: silentLogger, host: false })
+    store = await open()
     try {
-      const versions = await store.query<{ v: number }>(
-        'SELECT DISTINCT toUInt32(version) AS v FROM schema_migrations ORDER BY v',
-      )
-      expect(versions.map((r) => r.v)).toEqual(MIGRATIONS.map((m) => m.version))
+      await expectEveryVersion(store)
       const [events] = await store.query<{ q: string }>(
         "SELECT create_table_query AS q FROM system.tables WHERE name = 'events'",
       )
@@ -141,9 +151,7 @@ describe('aggregate views and schema v4', () => {
   })
 
   it('partitions a new store by week and stores a batch spanning three years in one insert', async () => {
-    const dir = tempDir()
-    dirs.push(dir)
-    const store = await openStore({ dataDir: dir.path, logger: silentLogger, host: false })
+    const store = await newStoreDir()()
     try {
       const weeks = 150
       const specs: PacketSpec[] = Array.from({ length: weeks }, (_, i) => ({
@@ -179,9 +187,8 @@ describe('aggregate views and schema v4', () => {
   })
 
   it('a store at schema version 4 gets the rollups; its figures are exact before and after the first refresh', async () => {
-    const dir = tempDir()
-    dirs.push(dir)
-    let store = await openStore({ dataDir: dir.path, logger: silentLogger, host: false })
+    const open = newStoreDir()
+    let store = await open()
     try {
       await store.insertRowBinary('events', EVENT_STRUCTURE, encode(packets(6, 2500), 's', '6'.repeat(32)), '6-0')
       // Back to version 4: no rollup tables, versions 5 and 6 unrecorded.
@@ -191,12 +198,9 @@ describe('aggregate views and schema v4', () => {
     } finally {
       await store.close()
     }
-    store = await openStore({ dataDir: dir.path, logger: silentLogger, host: false })
+    store = await open()
     try {
-      const versions = await store.query<{ v: number }>(
-        'SELECT DISTINCT toUInt32(version) AS v FROM schema_migrations ORDER BY v',
-      )
-      expect(versions.map((r) => r.v)).toEqual(MIGRATIONS.map((m) => m.version))
+      await expectEveryVersion(store)
       const forms = [{}, { by: 'day,class', all: true }, { by: '' }, { by: 'day', country: 'CN' }]
       const fromStates = async (q: Record<string, unknown>) => {
         const { sql, params } = dailySql(parseDailyQuery(q))
