@@ -131,9 +131,9 @@ export async function staleRollupDays(
  * `source_weekly`: packets per (week, source, sensor, country, class, access), so that ranking
  * the sources of a long range reads a row per source and week instead of per day (3.8x fewer
  * rows on the bench corpus). Same exactness rule as the daily rollup: a week's rows carry its
- * packet total in `source_daily` from the same scan, one statement and one part per week.
+ * packet total in `source_daily` from the same scan. Several weeks per statement, one part per
+ * week (one partition each), each whole.
  */
-// Several weeks per statement: one part per week (one partition each), each whole.
 const WEEKLY_REFRESH_SQL = `INSERT INTO source_weekly (week, src, sensor, country, class, access, packets, version)
 SELECT week, src, sensor, country, class, access, packets, sum(packets) OVER (PARTITION BY week) AS version
 FROM (
@@ -274,8 +274,8 @@ export function rollupPlan(
 /**
  * Keeps the rollup current while a long-running writer stores data (`sink`, `ingest --watch`):
  * a refresh every `intervalMs` (each one only recomputes the days that changed; none without
- * it), and a last one at stop. A failed refresh is logged and retried at the next tick: queries stay exact without
- * it (stale days are computed from `daily_agg`), only slower.
+ * it), and a last one at stop. A failed refresh is logged and retried at the next tick: queries
+ * stay exact without it (stale days and weeks are computed from the aggregates), only slower.
  */
 export function startRollupRefresher(
   store: Store,
@@ -287,7 +287,7 @@ export function startRollupRefresher(
   const refresh = () =>
     refreshRollup(store, options.logger).then(
       () => {},
-      (err: unknown) => options.logger.warn({ error: (err as Error).message }, 'daily rollup refresh failed'),
+      (err: unknown) => options.logger.warn({ error: (err as Error).message }, 'rollup refresh failed'),
     )
   const schedule = () => {
     if (stopped || options.intervalMs === undefined) return

@@ -84,7 +84,7 @@ export function registerIngest(program: Command): void {
     } else {
       const store = await openStoreFor(ctx, 'teiten ingest')
       sink = new StoreSink(store)
-      // The daily rollup catches up with what this run stored: periodically while a spool is
+      // The rollups (store/rollup.ts) catch up with what this run stored: periodically while a spool is
       // watched, and once at the end (also after an interrupted run: it is derived data).
       const rollup = startRollupRefresher(store, {
         intervalMs: spool !== undefined ? ROLLUP_REFRESH_INTERVAL_MS : undefined,
