@@ -100,25 +100,26 @@ export function parseDailyQuery(input: unknown): DailyQuery {
 /** Settings for every read: plain numbers for counts (< 2^53), read-only. */
 export const READ_SETTINGS = { output_format_json_quote_64bit_integers: 0, readonly: 2 } as const
 
-/** `teiten daily` from `daily_agg`'s states; `dayFilter` restricts it to some days. */
-export function dailySql(
-  q: DailyQuery,
-  dayFilter?: { param: string; days: string[] },
-): { sql: string; params: Record<string, unknown> } {
+/** `teiten daily` from `daily_agg`'s states. */
+export function dailySql(q: DailyQuery): { sql: string; params: Record<string, unknown> } {
   const params: Record<string, unknown> = {}
+  return { sql: `${dailyStatesSelect(q, params)} ORDER BY ${dailyOrder(q)}`, params }
+}
+
+/** The unordered SELECT of dailySql; with `days`, of those days only (bound as {stale}). */
+function dailyStatesSelect(q: DailyQuery, params: Record<string, unknown>, days?: string[]): string {
   const where = [...dayTerms(q, params), ...filterTerms(q, params)]
-  if (dayFilter) {
-    where.push(`day IN {${dayFilter.param}:Array(Date)}`)
-    params[dayFilter.param] = dayFilter.days
+  if (days) {
+    where.push('day IN {stale:Array(Date)}')
+    params.stale = days
   }
   const keys = q.by.map((k) => (k === 'class' ? 'toString(class) AS class' : k))
   const select = [...keys, 'sum(packets) AS packets', 'uniqExactMerge(sources) AS sources'].join(', ')
-  const sql =
+  return (
     `SELECT ${select} FROM daily_agg` +
     (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
-    (q.by.length > 0 ? ` GROUP BY ${q.by.join(', ')}` : '') +
-    ` ORDER BY ${dailyOrder(q)}`
-  return { sql, params }
+    (q.by.length > 0 ? ` GROUP BY ${q.by.join(', ')}` : '')
+  )
 }
 
 function dailyOrder(q: DailyQuery): string {
@@ -164,11 +165,8 @@ export function dailyRollupSql(
   const columns = [...q.by, 'packets', 'sources'].join(', ')
   let sql = `SELECT ${columns} FROM daily_rollup FINAL WHERE ${where.join(' AND ')}`
   if (staleDays.length > 0) {
-    const states = dailySql(q, { param: 'stale', days: staleDays })
     // The states part binds the same parameter names to the same values (from, to, filters).
-    Object.assign(params, states.params)
-    const inner = states.sql.slice(0, states.sql.lastIndexOf(' ORDER BY '))
-    sql = `SELECT ${columns} FROM (${sql} UNION ALL ${inner})`
+    sql = `SELECT ${columns} FROM (${sql} UNION ALL ${dailyStatesSelect(q, params, staleDays)})`
   }
   return { sql: `${sql} ORDER BY ${dailyOrder(q)}`, params }
 }

@@ -21,6 +21,15 @@ export function addr16(text: string): Buffer {
   return out
 }
 
+/** A deterministic draw in [0, m) per call (a 32-bit LCG): seeded test data, same on every run. */
+export function seededDraw(seed: number): (m: number) => number {
+  let x = seed >>> 0
+  return (m) => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0
+    return x % m
+  }
+}
+
 export interface PacketSpec {
   ts: string // ISO time, UTC
   src: string

@@ -6,16 +6,12 @@ import { dailyRollupSql, dailySql, parseDailyQuery, queryDaily, READ_SETTINGS } 
 import { refreshRollup, rollupPlan, staleRollup } from '../../store/rollup.js'
 import { EVENT_STRUCTURE } from '../../store/schema.js'
 import type { Store } from '../../store/store.js'
-import { encodeRows, type PacketSpec } from '../helpers/packets.js'
+import { encodeRows, type PacketSpec, seededDraw } from '../helpers/packets.js'
 import { tempDir } from '../helpers/tmp.js'
 
 /** Packets over five days: sources shared between classes, countries, sensors and days. */
 function packets(seed: number, n: number, firstDay = 0): PacketSpec[] {
-  let x = seed >>> 0
-  const next = (m: number) => {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0
-    return x % m
-  }
+  const next = seededDraw(seed)
   const classes: NtpClass[] = ['monlist', 'client', 'mode6_readvar', 'response', 'non_ntp']
   return Array.from({ length: n }, () => {
     const s = next(60)

@@ -7,7 +7,7 @@ import { dailySql, parseDailyQuery, queryDaily, READ_SETTINGS } from '../../stor
 import { refreshRollup } from '../../store/rollup.js'
 import { COMPACT_PART_BYTES, EVENT_STRUCTURE, MIGRATIONS } from '../../store/schema.js'
 import type { Store } from '../../store/store.js'
-import { encodeRows, type PacketSpec } from '../helpers/packets.js'
+import { encodeRows, type PacketSpec, seededDraw } from '../helpers/packets.js'
 import { tempDir } from '../helpers/tmp.js'
 
 const dirs: { cleanup: () => void }[] = []
@@ -17,11 +17,7 @@ afterAll(() => {
 
 /** Deterministic packets over three days: repeated sources and dark addresses, both directions. */
 function packets(seed: number, n: number): PacketSpec[] {
-  let x = seed >>> 0
-  const next = (m: number) => {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0
-    return x % m
-  }
+  const next = seededDraw(seed)
   const classes: NtpClass[] = ['monlist', 'client', 'mode6_readvar', 'non_ntp']
   const out: PacketSpec[] = []
   for (let i = 0; i < n; i++) {
