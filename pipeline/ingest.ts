@@ -29,6 +29,9 @@ const MAX_IN_FLIGHT = 2
 /** A group insert of small files is sent once it holds this many rows or files. */
 const GROUP_ROWS = BATCH_ROWS
 const GROUP_FILES = 2000
+/** Files hashed ahead of the reader. */
+export const IDENTITY_LOOKAHEAD = 512
+
 /** Ledger lookups batched per round trip (files hashed ahead by FileIdentities). */
 const LOOKUP_AHEAD = 1000
 
@@ -80,6 +83,8 @@ export interface IngestOptions {
   signal?: AbortSignal
   /** Counters (packets, drop reasons, files, cache hits) are added per chunk, never per packet. */
   metrics?: Metrics
+  /** Identities of `files` (in that order) already being computed; closed by ingestFiles. */
+  identities?: FileIdentities
 }
 
 function isoFromTs(sec: number, nanos: number): string {
@@ -507,10 +512,12 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
   // ---------------------------------------------------------------------------------------------
   // Identities and ledger lookups, ahead of the reader.
 
-  const identities = new FileIdentities(
-    files.map((f) => f.path),
-    512,
-  )
+  const identities =
+    options.identities ??
+    new FileIdentities(
+      files.map((f) => f.path),
+      IDENTITY_LOOKAHEAD,
+    )
   const looked = new Map<string, LedgerEntry | null>()
   /** Raw-bytes ids a version before 0.3 stored in part (sink.legacyPartial), among those looked up. */
   const legacy = new Set<string>()

@@ -8,7 +8,14 @@ import type { Logger } from '../core/logger.js'
 import { connectDelegate } from './delegate.js'
 import { type StoreHost, startStoreHost } from './host.js'
 import { migrate } from './migrate.js'
-import { ClickHouseStore, httpRowBinaryInserter, type RowBinaryInserter, type Store, settingsClause } from './store.js'
+import {
+  type BodyInserter,
+  ClickHouseStore,
+  httpBodyInserter,
+  type InsertBody,
+  type Store,
+  settingsClause,
+} from './store.js'
 
 export interface OpenStoreOptions {
   /** Embedded data directory (default ./teiten-data). Ignored when clickhouseUrl is set. */
@@ -41,29 +48,50 @@ export function embeddedPaths(dataDir: string) {
  * bodies but cuts them silently at the first "\n\n" (a RowBinary body of 20,000 rows stored
  * 2,570), so it is no way around the file.
  *
- * The file is read with String where the table has LowCardinality(String): RowBinary
- * LowCardinality is deserialized value by value into a dictionary, which made parsing 3x
- * dearer (1.7M bench rows: 1.02 s vs 0.31 s of CPU, SELECT … FORMAT Null); the INSERT then
- * converts whole columns at once.
+ * Events arrive as a Native block (store/native.ts). A RowBinary body (other tables) is read
+ * with String where the table has LowCardinality(String): RowBinary LowCardinality is
+ * deserialized value by value into a dictionary, which made parsing 3x dearer (1.7M bench
+ * rows: 1.02 s vs 0.31 s of CPU, SELECT … FORMAT Null); the INSERT then converts whole
+ * columns at once.
  */
-function fileRowBinaryInserter(tmpDir: string): RowBinaryInserter {
-  return async (client, table, structure, body, settings) => {
-    const path = join(tmpDir, `${randomUUID()}.rowbinary`)
-    await writeFile(path, body)
-    try {
+interface StagedFile {
+  path: string
+  body: InsertBody
+}
+
+function fileBodyInserter(tmpDir: string): BodyInserter<StagedFile> {
+  return {
+    async stage(body) {
+      const path = join(tmpDir, `${randomUUID()}.${body.format.toLowerCase()}`)
+      try {
+        await writeFile(path, body.bytes)
+      } catch (err) {
+        rmSync(path, { force: true })
+        throw err
+      }
+      return { path, body }
+    },
+    async insert(client, table, { path, body }, settings) {
       // One block per batch keeps the dedup token's block numbering deterministic.
       // The three materialized views run side by side (parallel_view_processing): the 2M-packet
       // bench ingest 4.6 s -> 3.4-3.8 s for the same CPU; each view's block keeps its own
       // deterministic dedup token.
       const all = { ...settings, max_block_size: 1_048_576, max_insert_threads: 1, parallel_view_processing: 1 }
       const quoted = path.replace(/\\/g, '\\\\').replace(/'/g, "\\'")
-      await client.command({
-        query: `INSERT INTO ${table}${settingsClause(all)} SELECT * FROM file('${quoted}', RowBinary, {structure:String})`,
-        query_params: { structure: structure.replace(/LowCardinality\(([^()]*)\)/g, '$1') },
-      })
-    } finally {
+      if (body.format === 'Native') {
+        await client.command({
+          query: `INSERT INTO ${table}${settingsClause(all)} SELECT * FROM file('${quoted}', Native)`,
+        })
+      } else {
+        await client.command({
+          query: `INSERT INTO ${table}${settingsClause(all)} SELECT * FROM file('${quoted}', RowBinary, {structure:String})`,
+          query_params: { structure: body.structure.replace(/LowCardinality\(([^()]*)\)/g, '$1') },
+        })
+      }
+    },
+    release({ path }) {
       rmSync(path, { force: true })
-    }
+    },
   }
 }
 
@@ -150,7 +178,7 @@ async function openEmbedded(options: OpenStoreOptions): Promise<Store> {
       : never,
   })
   let host: StoreHost | undefined
-  const store = new ClickHouseStore('embedded', client, fileRowBinaryInserter(paths.tmp), async () => {
+  const store = new ClickHouseStore('embedded', client, fileBodyInserter(paths.tmp) as BodyInserter, async () => {
     await host?.close()
     try {
       const owner = readOwner(paths.owner)
@@ -186,7 +214,7 @@ async function openServer(options: OpenStoreOptions & { clickhouseUrl: string })
       },
     )
   }
-  const store = new ClickHouseStore('server', client, httpRowBinaryInserter)
+  const store = new ClickHouseStore('server', client, httpBodyInserter as BodyInserter)
   await migrate(store, { retentionDays: options.retentionDays })
   return store
 }

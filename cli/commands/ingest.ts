@@ -4,7 +4,8 @@ import { TeitenError } from '../../core/errors.js'
 import type { Logger } from '../../core/logger.js'
 import { createMetrics, instrumentSink, type Metrics, startMetricsServer } from '../../core/metrics.js'
 import { type CaptureFile, expandPaths } from '../../pipeline/files.js'
-import { type Enricher, type IngestSummary, ingestFiles } from '../../pipeline/ingest.js'
+import { FileIdentities } from '../../pipeline/identity.js'
+import { type Enricher, IDENTITY_LOOKAHEAD, type IngestSummary, ingestFiles } from '../../pipeline/ingest.js'
 import type { EventSink } from '../../pipeline/sink.js'
 import { ROLLUP_REFRESH_INTERVAL_MS, startRollupRefresher } from '../../store/rollup.js'
 import { checkSpool, defaultStatePath, SpoolWatcher } from '../../pipeline/watch.js'
@@ -72,6 +73,15 @@ export function registerIngest(program: Command): void {
       files = await expandPaths(paths, ctx.config.sensor)
       if (files.length === 0) throw new TeitenError('USAGE', `no files found under ${paths.join(' ')}`)
     }
+    // Hashing the captures (their identities) needs neither GeoIP nor the store: it starts now.
+    const identities =
+      files.length > 0
+        ? new FileIdentities(
+            files.map((f) => f.path),
+            IDENTITY_LOOKAHEAD,
+          )
+        : undefined
+    identities?.startEarly()
     const opened = await openEnricher(ctx.config.geoip, ctx.logger)
     const enricher: Enricher = { enrich: opened.enrich, cacheStats: () => opened.geoip.cacheStats() }
     // Only a long-running watch serves metrics; a one-shot run reports its summary instead.
@@ -121,6 +131,7 @@ export function registerIngest(program: Command): void {
         sink,
         enricher,
         logger: ctx.logger,
+        identities,
         signal: controller.signal,
         onProgress: progress?.update,
         onFileDone: (outcome) => {
@@ -129,6 +140,7 @@ export function registerIngest(program: Command): void {
         },
       })
     } finally {
+      identities?.close()
       progress?.stop()
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)

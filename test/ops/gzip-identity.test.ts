@@ -142,6 +142,18 @@ describe('file identity of gzip captures', () => {
     } finally {
       ids.close()
     }
+    // Started early (the CLI, before it opens the store): one file goes to the worker too.
+    for (const path of [paths[1]!, join(d, 'missing.pcap')]) {
+      const early = new FileIdentities([path])
+      early.startEarly()
+      try {
+        if (path.endsWith('missing.pcap'))
+          await expect(early.get(0)).rejects.toMatchObject({ code: 'CAPTURE_READ_FAILED' })
+        else expect(await early.get(0)).toEqual(await fileIdentity(path))
+      } finally {
+        early.close()
+      }
+    }
     const gone = new FileIdentities([join(d, 'missing.pcap'), paths[0]!])
     try {
       await expect(gone.get(0)).rejects.toMatchObject({ code: 'CAPTURE_READ_FAILED' })
