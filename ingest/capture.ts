@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises'
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -43,13 +43,8 @@ export async function readCapture(
   const { stats, framer } = begin(path, onFrame, options)
   options.signal?.throwIfAborted()
 
-  const pooled = takeSmallBuffer()
-  try {
-    const small = readSmallFile(path, pooled)
-    if (small !== undefined) return await readSmall(small, path, stats, framer, chunkBytes, options)
-  } finally {
-    smallBuffers.push(pooled)
-  }
+  const small = readSmallFile(path)
+  if (small !== undefined) return readSmall(small, path, stats, framer, chunkBytes, options)
 
   let fh: FileHandle
   try {
@@ -93,35 +88,20 @@ export async function readCapture(
  */
 export const SMALL_FILE_BYTES = 1 << 20
 
-/**
- * Read buffers of small files, reused: a fresh buffer per file (readFileSync) made V8 count
- * ~2.7 GB of short-lived external memory over the bench spool and collect more often.
- */
-const smallBuffers: Buffer[] = []
-const takeSmallBuffer = (): Buffer => smallBuffers.pop() ?? Buffer.allocUnsafeSlow(SMALL_FILE_BYTES + 1)
-
-function readSmallFile(path: string, into: Buffer): Buffer | undefined {
-  let fd: number
+function readSmallFile(path: string): Buffer | undefined {
+  let size: number
   try {
-    fd = openSync(path, 'r')
+    const st = statSync(path)
+    if (!st.isFile()) return undefined
+    size = st.size
   } catch {
     return undefined // the streaming path reports it
   }
+  if (size > SMALL_FILE_BYTES) return undefined
   try {
-    const st = fstatSync(fd)
-    if (!st.isFile() || st.size > SMALL_FILE_BYTES) return undefined
-    // Up to one byte more than the limit: a file that grew since it was listed is not cut short.
-    let n = 0
-    while (n < into.length) {
-      const got = readSync(fd, into, n, into.length - n, n)
-      if (got === 0) break
-      n += got
-    }
-    return n > SMALL_FILE_BYTES ? undefined : into.subarray(0, n)
+    return readFileSync(path)
   } catch (err) {
     throw wrapError(err, 'CAPTURE_READ_FAILED', { file: path, offset: 0 })
-  } finally {
-    closeSync(fd)
   }
 }
 
