@@ -58,8 +58,10 @@ function badBody(message: string, row: number, offset: number): TeitenError {
 
 /**
  * A LowCardinality column's dictionary for one block: the distinct strings in the order they
- * first occur, '' first. A run of rows with the previous row's string (one file's sensor and
- * id) costs a byte comparison; a new string one Map lookup.
+ * first occur, '' first (ClickHouse's own order, so the block is byte for byte what it writes).
+ * A string of up to two bytes (a country code) is looked up by its bytes in a table; a longer
+ * one that repeats the previous row's (one file's sensor and id) costs a comparison; any other
+ * one Map lookup.
  */
 class BlockDictionary {
   readonly keys: Buffer[] = [Buffer.alloc(0)]
@@ -68,24 +70,28 @@ class BlockDictionary {
   private lastLength = -1
   private lastIndex = 0
   keyBytes = 1
-  /** Strings of up to two bytes (country codes) by their bytes: index + 1, 0 when not seen. */
-  private readonly short = new Int32Array(1 + 256 + 65536)
+  /** Strings of up to two bytes by their bytes: index + 1, 0 when not seen (made on first use). */
+  private short: Int32Array | undefined
 
   private readonly words: DataView
 
   constructor(private readonly body: Buffer) {
-    this.short[0] = 1
     this.words = new DataView(body.buffer, body.byteOffset, body.byteLength)
   }
 
   indexOf(start: number, length: number): number {
     const body = this.body
     if (length <= 2) {
+      let short = this.short
+      if (short === undefined) {
+        short = this.short = new Int32Array(1 + 256 + 65536)
+        short[0] = 1 // '' is key 0
+      }
       const code = length === 0 ? 0 : length === 1 ? 1 + body[start]! : 257 + ((body[start]! << 8) | body[start + 1]!)
-      const known = this.short[code]!
+      const known = short[code]!
       if (known !== 0) return known - 1
       const found = this.add(start, length)
-      this.short[code] = found + 1
+      short[code] = found + 1
       return found
     }
     if (length === this.lastLength && this.sameAsLast(start, length)) return this.lastIndex
@@ -97,7 +103,7 @@ class BlockDictionary {
   }
 
   /**
-   * 32-bit words, then the tail bytes: the file id (33 bytes) is compared on every row, and a
+   * 32-bit words, then the tail bytes: the file id (32 bytes) is compared on every row, and a
    * byte loop made this pass twice as dear as writing the whole block.
    */
   private sameAsLast(start: number, length: number): boolean {

@@ -20,8 +20,9 @@ export interface Store {
   queryRaw(sql: string, params: QueryParams | undefined, format: string, settings?: Settings): Promise<Buffer>
   command(sql: string, params?: QueryParams, settings?: Settings): Promise<void>
   /**
-   * Inserts RowBinary rows. `dedupToken` makes a retried insert of the same block a no-op
-   * (ClickHouse insert deduplication, materialized views included).
+   * Inserts RowBinary rows (an `events` body reaches ClickHouse as a Native block: native.ts).
+   * `dedupToken` makes a retried insert of the same block a no-op (ClickHouse insert
+   * deduplication, materialized views included).
    */
   insertRowBinary(table: string, structure: string, body: Buffer, dedupToken?: string): Promise<void>
   close(): Promise<void>
