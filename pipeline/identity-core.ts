@@ -37,6 +37,8 @@ export interface GzipLimits {
   maxBytes: number
   graceBytes: number
   smallBytes: number
+  /** Output chunk of the one-call gunzip of a small file (the reader's). */
+  gunzipChunkBytes: number
 }
 
 const READ_CHUNK_BYTES = 4 << 20
@@ -86,7 +88,10 @@ export async function identityOf(path: string, limits: GzipLimits, yieldNow?: ()
       if (!isGzip(bytes)) return { id: rawId, rawId }
       let out: Buffer | undefined
       try {
-        out = gunzipSync(bytes, { maxOutputLength: Math.max(1, Math.min(limits.graceBytes, limits.maxBytes)) })
+        out = gunzipSync(bytes, {
+          maxOutputLength: Math.max(1, Math.min(limits.graceBytes, limits.maxBytes)),
+          chunkSize: limits.gunzipChunkBytes,
+        })
       } catch {
         // Past the one-call bound, or not gzip after all: the stream decides.
       }

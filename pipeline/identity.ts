@@ -5,6 +5,7 @@ import {
   DEFAULT_MAX_GZIP_RATIO,
   GZIP_RATIO_GRACE_BYTES,
   SMALL_FILE_BYTES,
+  SMALL_GUNZIP_CHUNK_BYTES,
 } from '../ingest/capture.js'
 
 import { type FileIds, type GzipLimits, identityOf } from './identity-core.js'
@@ -16,6 +17,7 @@ export const IDENTITY_GZIP_LIMITS: GzipLimits = {
   maxBytes: DEFAULT_MAX_GZIP_BYTES,
   graceBytes: GZIP_RATIO_GRACE_BYTES,
   smallBytes: SMALL_FILE_BYTES,
+  gunzipChunkBytes: SMALL_GUNZIP_CHUNK_BYTES,
 }
 
 // The main thread serves metrics and storage meanwhile: hashing a big file yields per 4 MiB.
