@@ -1,4 +1,5 @@
 import { TeitenError } from '../core/errors.js'
+import { FIXED_BYTES_AFTER_SENSOR } from './rowbinary.js'
 import { EVENT_COLUMNS } from './schema.js'
 
 /**
@@ -36,7 +37,6 @@ const NEED_UPDATE_DICTIONARY = 1 << 10
 const MAX_STRING = 127
 
 // Row layout (rowbinary.ts): ts 8 | sensor 1+n | 53 fixed bytes | country 1+n | bogon 1 | file id 1+n | record 8
-const FIXED_AFTER_SENSOR = 53
 /** Bytes per value of each column (0: LowCardinality, written apart). */
 const COLUMN_WIDTHS = [8, 0, 16, 2, 16, 2, 1, 1, 2, 2, 2, 4, 1, 1, 1, 1, 1, 0, 1, 0, 8] as const
 const SENSOR = 1
@@ -232,7 +232,7 @@ export function eventsRowBinaryToNative(body: Buffer): Buffer {
   const sensors = new BlockDictionary(body)
   const countries = new BlockDictionary(body)
   const files = new BlockDictionary(body)
-  ensureScratch(Math.ceil(n / (8 + 1 + FIXED_AFTER_SENSOR + 1 + 1 + 1 + 8)))
+  ensureScratch(Math.ceil(n / (8 + 1 + FIXED_BYTES_AFTER_SENSOR + 1 + 1 + 1 + 8)))
   let rows = 0
   let o = 0
   while (o < n) {
@@ -241,9 +241,9 @@ export function eventsRowBinaryToNative(body: Buffer): Buffer {
     const ls = body[o + 8]!
     if (ls > MAX_STRING) throw badBody('sensor length out of range', rows, start)
     o += 9
-    if (o + ls + FIXED_AFTER_SENSOR + 1 > n) throw badBody('truncated row', rows, start)
+    if (o + ls + FIXED_BYTES_AFTER_SENSOR + 1 > n) throw badBody('truncated row', rows, start)
     sensorIndexes[rows] = sensors.indexOf(o, ls)
-    o += ls + FIXED_AFTER_SENSOR
+    o += ls + FIXED_BYTES_AFTER_SENSOR
     const lc = body[o]!
     if (lc > MAX_STRING) throw badBody('country length out of range', rows, start)
     if (o + 1 + lc + 2 > n) throw badBody('truncated row (country)', rows, start)
@@ -258,7 +258,7 @@ export function eventsRowBinaryToNative(body: Buffer): Buffer {
     rows++
   }
 
-  const fixedRowBytes = 8 + FIXED_AFTER_SENSOR + 1 + 8
+  const fixedRowBytes = 8 + FIXED_BYTES_AFTER_SENSOR + 1 + 8
   const lcBytes = (d: BlockDictionary) => d.columnBytes + rows * (1 << d.indexType)
   const total =
     varUIntBytes(EVENT_COLUMNS.length) +
@@ -338,7 +338,7 @@ export function eventsRowBinaryToNative(body: Buffer): Buffer {
     out[ntpMode++] = body[f + 50]!
     out[ntpCode++] = body[f + 51]!
     out[ntpImpl++] = body[f + 52]!
-    f += FIXED_AFTER_SENSOR
+    f += FIXED_BYTES_AFTER_SENSOR
     f += 1 + body[f]!
     out[bogon++] = body[f]!
     f += 2 + body[f + 1]!

@@ -22,6 +22,9 @@ import { DecodedUdpPacket, type Enrichment, type UdpPacket } from '../core/event
  *   file_id      varint length + ASCII
  *   record       UInt64 LE  index of the record in its capture file
  */
+/** Bytes from the end of the sensor string to the country string (src .. ntp_impl): fixed. */
+export const FIXED_BYTES_AFTER_SENSOR = 53
+
 export const MAX_ROW_BYTES = 8 + 128 + 16 + 2 + 16 + 2 + 2 + 6 + 4 + 1 + 4 + 8 + 1 + 128 + 8
 
 function encodeString(value: string): Buffer {
@@ -164,7 +167,7 @@ export class EventRowEncoder {
     b[o + 50] = e.ntpMode
     b[o + 51] = e.ntpCode
     b[o + 52] = e.ntpImpl
-    o += 53
+    o += FIXED_BYTES_AFTER_SENSOR
     const country = e.country
     const c0 = country.charCodeAt(0)
     const c1 = country.charCodeAt(1)
