@@ -434,7 +434,16 @@ const childrenCpu = () => procCpu('self')?.children ?? 0
 interface Proc {
   done: Promise<{ code: number | null; stderr: string }>
   kill(signal?: NodeJS.Signals): void
+  /** What it has written to stderr so far (its warnings: --log-level warn). */
+  stderr(): string
 }
+
+/**
+ * A sink that stores nothing for this long is stuck, not slow: it retries a failing insert
+ * forever (a full disk: "ENOSPC", "Cannot reserve 18.25 MiB, not enough space"), and the bench
+ * would wait for it forever without a word.
+ */
+const SINK_STALL_MS = 180_000
 
 function teiten(root: string, args: string[]): Proc {
   const child = spawn(process.execPath, [join(root, 'bin', 'teiten.js'), ...args, '--log-level', 'warn'], {
@@ -449,7 +458,7 @@ function teiten(root: string, args: string[]): Proc {
   const done = new Promise<{ code: number | null; stderr: string }>((res) => {
     child.on('close', (code) => res({ code, stderr }))
   })
-  return { done, kill: (signal = 'SIGTERM') => child.kill(signal) }
+  return { done, kill: (signal = 'SIGTERM') => child.kill(signal), stderr: () => stderr }
 }
 
 async function must(p: Proc, what: string): Promise<void> {
@@ -509,11 +518,23 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
     try {
       await admin.ensureTopic(topic, 8)
       /** Resolves when `group` has committed up to the high watermark of every partition. */
-      const caughtUp = async (group: string, after: Promise<unknown>) => {
+      const caughtUp = async (group: string, after: Promise<unknown>, sink: Proc) => {
         await after
+        let progress = ''
+        let progressAt = performance.now()
         while (true) {
           const [ends, committed] = await Promise.all([admin.topicOffsets(topic), admin.groupOffsets(group, topic)])
           if (ends.every((e) => e.high === 0 || (committed.get(e.partition) ?? -1) >= e.high)) return performance.now()
+          const now = JSON.stringify([...committed.entries()])
+          if (now !== progress) {
+            progress = now
+            progressAt = performance.now()
+          } else if (performance.now() - progressAt > SINK_STALL_MS) {
+            sink.kill('SIGTERM')
+            throw new Error(
+              `the sink (group ${group}) committed nothing for ${SINK_STALL_MS / 1000} s; its last warnings:\n${sink.stderr().slice(-2000)}`,
+            )
+          }
           await new Promise((r) => setTimeout(r, 50))
         }
       }
@@ -575,7 +596,7 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
       const producerDone = must(producer, 'kafka ingest').then(() => {
         producerS = (performance.now() - k0) / 1000
       })
-      const kEnd = await caughtUp('bench-e2e', producerDone)
+      const kEnd = await caughtUp('bench-e2e', producerDone, sink)
       const kb1 = brokerPid ? procCpu(brokerPid)?.own : undefined
       sink.kill('SIGTERM')
       await must(sink, 'sink')
@@ -588,7 +609,7 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
       const sc0 = childrenCpu()
       const s0 = performance.now()
       const sink2 = teiten(root, sinkArgs('bench-sink-only', join(work, 'sink-only')))
-      const sEnd = await caughtUp('bench-sink-only', new Promise((r) => setTimeout(r, 200)))
+      const sEnd = await caughtUp('bench-sink-only', new Promise((r) => setTimeout(r, 200)), sink2)
       sink2.kill('SIGTERM')
       await must(sink2, 'sink (alone)')
       const sinkCpu = childrenCpu() - sc0
