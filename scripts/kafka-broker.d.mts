@@ -19,7 +19,7 @@ export interface BrokerOptions {
   version?: string
   /** Jar cache. Default: TEITEN_KAFKA_CACHE or .cache/kafka/ of the repo. */
   cacheDir?: string
-  /** JVM -Xmx value. Default: TEITEN_KAFKA_HEAP or 512m. */
+  /** JVM heap (-Xmx and -Xms). Default: TEITEN_KAFKA_HEAP or 512m. */
   heap?: string
   /** How long to wait for the broker to serve clients. Default 120 s. */
   timeoutMs?: number
