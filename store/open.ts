@@ -142,6 +142,19 @@ export function lockedMessage(dataDir: string, owner: Partial<OwnerRecord> | und
 async function openEmbedded(options: OpenStoreOptions): Promise<Store> {
   const paths = embeddedPaths(options.dataDir)
   mkdirSync(paths.tmp, { recursive: true })
+  // A live holder that serves the store: work through it without trying the engine's lock first.
+  // A failed lock makes chDB print "Code: 76. DB::Exception: Cannot lock file …" on stderr, which
+  // read as an error at the top of every `teiten daily` run while an ingest held the directory.
+  if (engineHolderPid(paths.engine) !== undefined) {
+    const delegate = await connectDelegate(paths.socket, options.logger).catch(() => undefined)
+    if (delegate) {
+      options.logger.info(
+        { owner: readOwner(paths.owner) },
+        'data directory held by another teiten process: working through it',
+      )
+      return delegate
+    }
+  }
   const { createChdbConnection } = await import('chdb/connection')
   let connection: ReturnType<typeof createChdbConnection>
   try {

@@ -62,6 +62,25 @@ describe('embedded data directory held by another process', () => {
     dir.cleanup()
   })
 
+  it('answers a command through the holder without an engine error on its stderr', async () => {
+    const dir = tempDir()
+    child = await holder(dir.path, true)
+    const cli = spawn(
+      process.execPath,
+      [join(root, 'bin', 'teiten.js'), 'sql', '--data', dir.path, 'SELECT 6 * 7 AS answer', '--format', 'csv'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let stdout = ''
+    let stderr = ''
+    cli.stdout!.on('data', (c: Buffer) => (stdout += c.toString()))
+    cli.stderr!.on('data', (c: Buffer) => (stderr += c.toString()))
+    const [code] = (await once(cli, 'exit')) as [number]
+    expect(stdout).toContain('42')
+    expect(code).toBe(0)
+    expect(stderr).not.toMatch(/Exception|Cannot lock/)
+    dir.cleanup()
+  })
+
   it('says who holds the directory and what to do when it cannot delegate', async () => {
     const dir = tempDir()
     child = await holder(dir.path, false)
