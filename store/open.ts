@@ -142,18 +142,23 @@ export function lockedMessage(dataDir: string, owner: Partial<OwnerRecord> | und
 async function openEmbedded(options: OpenStoreOptions): Promise<Store> {
   const paths = embeddedPaths(options.dataDir)
   mkdirSync(paths.tmp, { recursive: true })
-  // A live holder that serves the store: work through it without trying the engine's lock first.
-  // A failed lock makes chDB print "Code: 76. DB::Exception: Cannot lock file …" on stderr, which
-  // read as an error at the top of every `teiten daily` run while an ingest held the directory.
-  if (engineHolderPid(paths.engine) !== undefined) {
+  /** The store through the process that holds the directory, if it serves it. */
+  const throughHolder = async (): Promise<Store | undefined> => {
     const delegate = await connectDelegate(paths.socket, options.logger).catch(() => undefined)
     if (delegate) {
       options.logger.info(
         { owner: readOwner(paths.owner) },
         'data directory held by another teiten process: working through it',
       )
-      return delegate
     }
+    return delegate
+  }
+  // A live holder that serves the store: work through it without trying the engine's lock first.
+  // A failed lock makes chDB print "Code: 76. DB::Exception: Cannot lock file …" on stderr, which
+  // read as an error at the top of every `teiten daily` run while an ingest held the directory.
+  if (engineHolderPid(paths.engine) !== undefined) {
+    const delegate = await throughHolder()
+    if (delegate) return delegate
   }
   const { createChdbConnection } = await import('chdb/connection')
   let connection: ReturnType<typeof createChdbConnection>
@@ -173,12 +178,9 @@ async function openEmbedded(options: OpenStoreOptions): Promise<Store> {
         },
       )
     }
+    const delegate = await throughHolder()
+    if (delegate) return delegate
     const owner = readOwner(paths.owner)
-    const delegate = await connectDelegate(paths.socket, options.logger).catch(() => undefined)
-    if (delegate) {
-      options.logger.info({ owner }, 'data directory held by another teiten process: working through it')
-      return delegate
-    }
     const holder = owner?.pid === holderPid || !holderPid ? owner : { pid: holderPid }
     throw new TeitenError('STORE_LOCKED', lockedMessage(paths.root, holder), { file: paths.root }, { cause: err })
   }
