@@ -47,13 +47,9 @@ export function buildProgram(): Command {
 export function dropKafkajsTimerWarning(): void {
   const emit = process.emitWarning
   process.emitWarning = function (this: NodeJS.Process, warning: string | Error, ...rest: unknown[]) {
-    const first = rest[0]
-    const type = typeof first === 'string' ? first : (first as { type?: string } | undefined)?.type
-    const text = typeof warning === 'string' ? warning : warning.message
-    const ms = Number(/^(-\d+) is a negative number/.exec(text)?.[1])
-    if ((type === 'TimeoutNegativeWarning' || (warning as Error).name === 'TimeoutNegativeWarning') && ms < -1e12) {
-      return
-    }
+    // Node's timers call emitWarning(`${ms} is a negative number.…`, 'TimeoutNegativeWarning').
+    const ms = typeof warning === 'string' ? Number(/^(-\d+) is a negative number/.exec(warning)?.[1]) : Number.NaN
+    if (rest[0] === 'TimeoutNegativeWarning' && ms < -1e12) return
     return (emit as (...args: unknown[]) => void).call(this, warning, ...rest)
   } as typeof process.emitWarning
 }

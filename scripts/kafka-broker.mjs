@@ -512,7 +512,7 @@ export async function startBroker(opts = {}) {
       // The whole heap from the start, as Kafka's own kafka-server-start.sh sizes it (-Xms =
       // -Xmx). Growing from 128 MiB, G1 ran concurrent cycles back to back under produce load:
       // the broker took 17-19 CPU s (G1 Conc threads 17 s) for the 20M bench's 395 MB, 3.6-3.9
-      // with -Xms512m; the Kafka path went from 48-53% to 59-63% of the embedded rate.
+      // with -Xms512m; the Kafka path went from 48-53% to 57-63% of the embedded rate.
       `-Xms${o.heap}`,
       '-XX:+UseG1GC',
       '-XX:MaxGCPauseMillis=20',
