@@ -251,6 +251,7 @@ export function instrumentSink(
   if (sink.lookupFiles) out.lookupFiles = (ids) => sink.lookupFiles!(ids)
   if (sink.groupMembers) out.groupMembers = (groups) => sink.groupMembers!(groups)
   if (sink.legacyPartial) out.legacyPartial = (ids) => sink.legacyPartial!(ids)
+  if (sink.ledgerIds) out.ledgerIds = (limit) => sink.ledgerIds!(limit)
   if (sink.finishFiles) out.finishFiles = (records) => sink.finishFiles!(records)
   if (sink.writeGroup) out.writeGroup = (group) => timed(group.rows, () => sink.writeGroup!(group))
   return out

@@ -9,7 +9,7 @@ import { TeitenError, wrapError } from '../core/errors.js'
 import { Framer } from './framer.js'
 import type { CaptureStats, DecoderContext, ReadCaptureOptions } from './types.js'
 
-export type { CaptureFormat, CaptureStats, ReadCaptureOptions } from './types.js'
+export type { CaptureContent, CaptureFormat, CaptureStats, ReadCaptureOptions } from './types.js'
 
 /** 256 KiB is libpcap's MAXIMUM_SNAPLEN; the rest is room for pcapng block overhead and options. */
 export const DEFAULT_MAX_RECORD_BYTES = 262144 + 65536
@@ -43,6 +43,12 @@ export async function readCapture(
   const { stats, framer } = begin(path, onFrame, options)
   options.signal?.throwIfAborted()
 
+  const content = options.content
+  if (content !== undefined && (!content.gzip || content.data.length <= smallGunzipLimit(options))) {
+    stats.gzip = content.gzip
+    if (content.gzip) options.onProgress?.(content.fileBytes)
+    return pushAll(content.data, !content.gzip, stats, framer, chunkBytes, options)
+  }
   const small = readSmallFile(path)
   if (small !== undefined) return readSmall(small, path, stats, framer, chunkBytes, options)
 
@@ -124,9 +130,8 @@ async function readSmall(
   let data = bytes
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     stats.gzip = true
-    const limit = Math.min(GZIP_RATIO_GRACE_BYTES, options.maxGzipBytes ?? DEFAULT_MAX_GZIP_BYTES)
     try {
-      data = gunzipSync(bytes, { maxOutputLength: Math.max(1, limit), chunkSize: SMALL_GUNZIP_CHUNK_BYTES })
+      data = gunzipSync(bytes, { maxOutputLength: smallGunzipLimit(options), chunkSize: SMALL_GUNZIP_CHUNK_BYTES })
     } catch {
       // Corrupt, or beyond a limit: the stream delivers every complete record before the fault.
       const chunks: Buffer[] = []
@@ -138,9 +143,26 @@ async function readSmall(
     }
     options.onProgress?.(bytes.length)
   }
+  return pushAll(data, data === bytes, stats, framer, chunkBytes, options)
+}
+
+/** Output bound of a one-call gunzip: past it, the streaming path applies the ratio limit. */
+function smallGunzipLimit(options: ReadCaptureOptions): number {
+  return Math.max(1, Math.min(GZIP_RATIO_GRACE_BYTES, options.maxGzipBytes ?? DEFAULT_MAX_GZIP_BYTES))
+}
+
+/** A capture stream in memory, framed chunk by chunk (`fileOffsets`: progress is its own offsets). */
+async function pushAll(
+  data: Buffer,
+  fileOffsets: boolean,
+  stats: CaptureStats,
+  framer: Framer,
+  chunkBytes: number,
+  options: ReadCaptureOptions,
+): Promise<CaptureStats> {
   for (let at = 0; at < data.length; at += chunkBytes) {
     const end = Math.min(data.length, at + chunkBytes)
-    if (data === bytes) options.onProgress?.(end)
+    if (fileOffsets) options.onProgress?.(end)
     framer.push(data.subarray(at, end))
     if (options.afterChunk) await options.afterChunk()
     options.signal?.throwIfAborted()
@@ -168,18 +190,11 @@ export async function readCaptureBuffer(
     const chunks: Buffer[] = []
     for (let at = 0; at < bytes.length; at += chunkBytes) chunks.push(bytes.subarray(at, at + chunkBytes))
     await readGzip(Readable.from(chunks), framer, chunkBytes, options, name)
-  } else {
-    for (let at = 0; at < bytes.length; at += chunkBytes) {
-      const end = Math.min(bytes.length, at + chunkBytes)
-      options.onProgress?.(end)
-      framer.push(bytes.subarray(at, end))
-      if (options.afterChunk) await options.afterChunk()
-      options.signal?.throwIfAborted()
-    }
+    framer.end()
+    stats.bytes = framer.bytes
+    return stats
   }
-  framer.end()
-  stats.bytes = framer.bytes
-  return stats
+  return pushAll(bytes, true, stats, framer, chunkBytes, options)
 }
 
 function begin(

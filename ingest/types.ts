@@ -41,6 +41,22 @@ export interface ReadCaptureOptions {
   afterChunk?: () => void | Promise<void>
   /** Read size from disk (and gunzip output size). Tests set it tiny to force records across chunk boundaries. */
   chunkBytes?: number
+  /**
+   * The file's capture, already read (and gunzipped) by whoever hashed it (the hashing worker,
+   * pipeline/identity.ts): parsed instead of the file, which is then not opened. Used only when
+   * it is within this read's gzip limits.
+   */
+  content?: CaptureContent
+}
+
+/** A small capture file in memory: its decompressed stream and what it took on disk. */
+export interface CaptureContent {
+  /** The capture stream: the file's bytes, or what they decompress to. */
+  data: Buffer
+  /** The file was gzip (by its magic bytes). */
+  gzip: boolean
+  /** Size of the file on disk (progress is reported in file bytes). */
+  fileBytes: number
 }
 
 /** Shared by the format decoders: where frames go and what they count. */

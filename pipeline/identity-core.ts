@@ -81,17 +81,40 @@ async function gunzippedId(chunks: Iterable<Buffer> | AsyncIterable<Buffer>, lim
 }
 
 /**
+ * A small file's capture stream as hashed (ingest/types.ts CaptureContent): the reader parses
+ * these bytes instead of reading and gunzipping the file again.
+ */
+export interface HashedContent {
+  data: Buffer
+  gzip: boolean
+  fileBytes: number
+}
+
+/**
  * `yieldNow` lets the main thread serve metrics and storage while it hashes a big file (called
  * once per 4 MiB read); the worker passes none.
  */
 export async function identityOf(path: string, limits: GzipLimits, yieldNow?: () => Promise<void>): Promise<FileIds> {
+  return (await identityAndContent(path, limits, yieldNow)).ids
+}
+
+/**
+ * The identity, and for a small file (read and gunzipped in one call) the bytes it was computed
+ * from. Big files are hashed as a stream: no content.
+ */
+export async function identityAndContent(
+  path: string,
+  limits: GzipLimits,
+  yieldNow?: () => Promise<void>,
+): Promise<{ ids: FileIds; content?: HashedContent }> {
   let fd: number | undefined = openSync(path, 'r')
   try {
     const size = fstatSync(fd).size
     if (size <= limits.smallBytes) {
       const bytes = readFileSync(fd)
       const rawId = short(createHash('sha256').update(bytes))
-      if (!isGzip(bytes)) return { id: rawId, rawId }
+      if (!isGzip(bytes))
+        return { ids: { id: rawId, rawId }, content: { data: bytes, gzip: false, fileBytes: bytes.length } }
       let out: Buffer | undefined
       try {
         out = gunzipSync(bytes, {
@@ -101,8 +124,11 @@ export async function identityOf(path: string, limits: GzipLimits, yieldNow?: ()
       } catch {
         // Past the one-call bound, or not gzip after all: the stream decides.
       }
-      if (out !== undefined) return { id: short(createHash('sha256').update(out)), rawId }
-      return { id: (await gunzippedId([bytes], limits)) ?? rawId, rawId }
+      if (out !== undefined) {
+        const ids = { id: short(createHash('sha256').update(out)), rawId }
+        return { ids, content: { data: out, gzip: true, fileBytes: bytes.length } }
+      }
+      return { ids: { id: (await gunzippedId([bytes], limits)) ?? rawId, rawId } }
     }
     const raw = createHash('sha256')
     // The next chunk is read (libuv's pool) while this one is hashed: read-then-hash in turn
@@ -132,12 +158,12 @@ export async function identityOf(path: string, limits: GzipLimits, yieldNow?: ()
       await reading.catch(() => 0)
     }
     const rawId = short(raw)
-    if (!gzip) return { id: rawId, rawId }
+    if (!gzip) return { ids: { id: rawId, rawId } }
     closeSync(fd)
     fd = undefined
     // Second pass for the decompressed content: the compressed bytes come from the page cache.
     const id = await gunzippedId(createReadStream(path, { highWaterMark: 1 << 20 }), limits)
-    return { id: id ?? rawId, rawId }
+    return { ids: { id: id ?? rawId, rawId } }
   } finally {
     if (fd !== undefined) {
       try {

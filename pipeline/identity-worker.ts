@@ -4,27 +4,58 @@
  * the sources (a dynamic import, so the extension is chosen at run time).
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import type { FileIds, GzipLimits } from './identity-core.js'
+import type { FileIds, GzipLimits, HashedContent } from './identity-core.js'
 
-/** Files to hash, in order (several per message: one message per file cost the main thread ~0.2 ms each). */
+/**
+ * Files to hash, in order (several per message: one message per file cost the main thread ~0.2
+ * ms each). The reader has taken every file below `consumedBelow`: their content is no longer
+ * held.
+ */
 interface Request {
   files: Array<{ id: number; path: string }>
+  consumedBelow: number
 }
 
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
-const { identityOf } = (await import(new URL(`./identity-core${ext}`, import.meta.url).href)) as {
-  identityOf: (path: string, limits: GzipLimits) => Promise<FileIds>
+const { identityAndContent } = (await import(new URL(`./identity-core${ext}`, import.meta.url).href)) as {
+  identityAndContent: (path: string, limits: GzipLimits) => Promise<{ ids: FileIds; content?: HashedContent }>
 }
-const limits = (workerData as { limits: GzipLimits }).limits
+const { limits, contentBudgetBytes } = workerData as { limits: GzipLimits; contentBudgetBytes: number }
+
+/** Content handed to the reader and not yet taken, by file: bounded by contentBudgetBytes. */
+const held = new Map<number, number>()
+let heldBytes = 0
+
+/** An ArrayBuffer holding exactly `bytes`, which the worker may give away. */
+function ownBuffer(bytes: Buffer): ArrayBuffer {
+  // readFileSync and gunzipSync return views into larger (or pooled) buffers at times; giving
+  // those away would detach memory the worker still uses.
+  if (bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length) return bytes.buffer as ArrayBuffer
+  return new Uint8Array(bytes).buffer
+}
 
 // One file at a time, in the order asked: the reader waits for them in that order.
 let tail: Promise<unknown> = Promise.resolve()
-parentPort!.on('message', ({ files }: Request) => {
+parentPort!.on('message', ({ files, consumedBelow }: Request) => {
+  for (const [id, n] of held) {
+    if (id >= consumedBelow) continue
+    held.delete(id)
+    heldBytes -= n
+  }
   for (const { id, path } of files) {
     tail = tail
-      .then(() => identityOf(path, limits))
+      .then(() => identityAndContent(path, limits))
       .then(
-        (ids) => parentPort!.postMessage({ id, ids }),
+        ({ ids, content }) => {
+          if (content === undefined || heldBytes + content.data.length > contentBudgetBytes) {
+            parentPort!.postMessage({ id, ids })
+            return
+          }
+          held.set(id, content.data.length)
+          heldBytes += content.data.length
+          const data = ownBuffer(content.data)
+          parentPort!.postMessage({ id, ids, content: { ...content, data } }, [data])
+        },
         (err: NodeJS.ErrnoException) =>
           parentPort!.postMessage({
             id,

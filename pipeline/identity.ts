@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import { TeitenError } from '../core/errors.js'
+import type { CaptureContent } from '../ingest/capture.js'
 import {
   DEFAULT_MAX_GZIP_BYTES,
   DEFAULT_MAX_GZIP_RATIO,
@@ -58,27 +59,46 @@ const WORKER_URL = new URL(`./identity-worker${import.meta.url.endsWith('.ts') ?
 interface Reply {
   id: number
   ids?: FileIds
+  content?: { data: ArrayBuffer; gzip: boolean; fileBytes: number }
   error?: { message: string; code?: string; syscall?: string }
 }
+
+/**
+ * Decompressed content of small files the worker may hand over ahead of the reader. The worker
+ * reads and gunzips every small file to hash it; the reader used to do both again: the 7,704
+ * files of the bench spool (58% gzip) spent ~1.0 s reading and ~2.3 s gunzipping on the main
+ * thread. The bound holds the reader's lookahead of hourly files (~350 KB each: ingest.ts
+ * IDENTITY_LOOKAHEAD) and keeps a spool of small gzip bombs (up to 8 MiB each) from holding
+ * the whole lookahead in memory; past it the reader reads the file itself.
+ */
+export const CONTENT_BUDGET_BYTES = 40 << 20
 
 /** Files hashed ahead of the reader, at most `lookahead` of them at a time. */
 export class FileIdentities {
   private worker: Worker | undefined
   private readonly results = new Map<number, Promise<FileIds>>()
   private readonly waiting = new Map<number, { resolve: (ids: FileIds) => void; reject: (err: unknown) => void }>()
+  private readonly contents = new Map<number, CaptureContent>()
   private next = 0
+  private consumedBelow = 0
   private early = false
 
   constructor(
     private readonly paths: readonly string[],
     private readonly lookahead = 64,
     private readonly limits: GzipLimits = IDENTITY_GZIP_LIMITS,
+    private readonly contentBudgetBytes = CONTENT_BUDGET_BYTES,
   ) {}
 
-  /** The identity of file `i`; rejects with CAPTURE_READ_FAILED as fileIdentity does. */
+  /**
+   * The identity of file `i`; rejects with CAPTURE_READ_FAILED as fileIdentity does. Files are
+   * asked in order: content of the files before `i` is dropped.
+   */
   get(i: number): Promise<FileIds> {
     // One file: no worker (starting one costs more than it saves), unless hashing started early.
     if (this.paths.length === 1 && !this.early) return fileIdentity(this.paths[i]!, this.limits)
+    for (const k of this.contents.keys()) if (k < i) this.contents.delete(k)
+    this.consumedBelow = i
     this.fill(i)
     const p = this.results.get(i)!
     this.results.delete(i)
@@ -94,6 +114,23 @@ export class FileIdentities {
   startEarly(): void {
     this.early = true
     this.fill(0)
+  }
+
+  /**
+   * The bytes file i's identity was computed from, when the worker handed them over (a small
+   * file, within the budget), for readCapture's `content`: taken once. Call after get(i) settled.
+   */
+  content(i: number): CaptureContent | undefined {
+    const content = this.contents.get(i)
+    this.contents.delete(i)
+    return content
+  }
+
+  /** Waits until file i's identity is computed (or failed), without taking it. */
+  async settled(i: number): Promise<void> {
+    if (this.paths.length === 1 && !this.early) return
+    this.fill(i)
+    await this.results.get(i)?.catch(() => {})
   }
 
   /** Whether file i's identity is already known (without waiting). */
@@ -116,6 +153,7 @@ export class FileIdentities {
   }
 
   close(): void {
+    this.contents.clear()
     void this.worker?.terminate()
     this.worker = undefined
   }
@@ -137,17 +175,24 @@ export class FileIdentities {
       this.results.get(i)!.catch(() => {})
       files.push({ id: i, path: this.paths[i]! })
     }
-    this.start().postMessage({ files })
+    this.start().postMessage({ files, consumedBelow: this.consumedBelow })
   }
 
   private start(): Worker {
     if (this.worker) return this.worker
-    const worker = new Worker(WORKER_URL, { workerData: { limits: this.limits } })
+    const worker = new Worker(WORKER_URL, {
+      workerData: { limits: this.limits, contentBudgetBytes: this.contentBudgetBytes },
+    })
     worker.unref()
     worker.on('message', (reply: Reply) => {
       const w = this.waiting.get(reply.id)
       if (!w) return
       this.waiting.delete(reply.id)
+      // The reader may have passed this file by (skipped it) before its content arrived.
+      if (reply.content && reply.id >= this.consumedBelow) {
+        const { data, gzip, fileBytes } = reply.content
+        this.contents.set(reply.id, { data: Buffer.from(data), gzip, fileBytes })
+      }
       if (reply.ids !== undefined) w.resolve(reply.ids)
       else w.reject(readFailed(this.paths[reply.id]!, reply.error ?? {}))
     })

@@ -2,7 +2,7 @@ import { CLASS_ID, type Enrichment, NTP_CLASSES, type NtpClass, type UdpPacket }
 import { isTeitenError, TeitenError, wrapError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
-import { readCapture } from '../ingest/capture.js'
+import { type CaptureContent, readCapture } from '../ingest/capture.js'
 import { createUdpPacket, DECODE_STATUS_NAMES, DecodeStatus, decodeFrameStatus } from '../ingest/decode.js'
 import { EventRowEncoder } from '../store/rowbinary.js'
 import type { CaptureFile } from './files.js'
@@ -29,11 +29,27 @@ const MAX_IN_FLIGHT = 2
 /** A group insert of small files is sent once it holds this many rows or files. */
 const GROUP_ROWS = BATCH_ROWS
 const GROUP_FILES = 2000
-/** Files hashed ahead of the reader. */
-export const IDENTITY_LOOKAHEAD = 512
+/**
+ * Files hashed ahead of the reader. The hashing worker hands over each small file's content
+ * (pipeline/identity.ts CONTENT_BUDGET_BYTES), held until the reader gets there: 96 hourly files
+ * of the bench spool are ~33 MB. 512 ahead (for batched ledger lookups, before the ledger was
+ * read at the start) left the budget full and most files to be read and gunzipped again.
+ */
+export const IDENTITY_LOOKAHEAD = 96
 
 /** Ledger lookups batched per round trip (files hashed ahead by FileIdentities). */
 const LOOKUP_AHEAD = 1000
+/**
+ * The ledger's ids are read at the start of a run of at least this many files (fewer are
+ * looked up in one or two round trips), unless there are more than this many per file of the
+ * run (reading them would cost more than the lookups) or than LEDGER_SNAPSHOT_IDS in all
+ * (~70 bytes each in memory): then every file is looked up.
+ */
+const LEDGER_SNAPSHOT_MIN_FILES = 16
+const LEDGER_SNAPSHOT_IDS_PER_FILE = 64
+const LEDGER_SNAPSHOT_IDS = 500_000
+/** A lookup of a file the ledger holds waits for the identities of this many files after it. */
+const LOOKUP_AHEAD_MIN_FILES = 64
 
 export interface FileOutcome {
   file: CaptureFile
@@ -359,13 +375,15 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
 
   /**
    * `tokenId` names the file's rows and batch tokens: its fileId, except for a .gz that a version
-   * before 0.3 stored in part under its raw-bytes id (legacyPartial).
+   * before 0.3 stored in part under its raw-bytes id (legacyPartial). `content`: the bytes its
+   * identity was computed from, when the hashing worker handed them over (parsed instead of the file).
    */
   const readInto = async (
     file: CaptureFile,
     fileId: string,
     canGroup: boolean,
     tokenId: string = fileId,
+    content?: CaptureContent,
   ): Promise<ReadResult> => {
     encoder.setFile(file.sensor, tokenId)
     const stats: FileStats = {
@@ -442,6 +460,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
         },
         {
           afterChunk: drain,
+          content,
           onProgress: options.onProgress ? (bytes: number) => options.onProgress?.(file, bytes) : undefined,
           signal: options.signal,
         },
@@ -531,23 +550,43 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     if (sink.legacyPartial && rawIds.size > 0) for (const id of await sink.legacyPartial([...rawIds])) legacy.add(id)
   }
   /**
+   * Every id the ledger held when the run began (sink.ledgerIds), when it has few enough: a
+   * file under none of them is new without a lookup. A lookup waits for the inserts in flight
+   * (166 ms on average for the 7,704-file bench spool, 23 of them: 3.9 s the reader waited),
+   * and a lookup per hundred files cost the engine more than that. Files this run reads are in
+   * `seen`. Like the lookups batched ahead before it, the snapshot does not see a file that
+   * another process stores meanwhile: two runs over the same new files at once are not
+   * supported (a watch and a one-shot ingest of one spool; see docs/operations.md).
+   */
+  const recorded =
+    sink.ledgerIds && files.length >= LEDGER_SNAPSHOT_MIN_FILES
+      ? await sink.ledgerIds(Math.min(LEDGER_SNAPSHOT_IDS, files.length * LEDGER_SNAPSHOT_IDS_PER_FILE))
+      : undefined
+  const unrecorded = (x: FileIds) => recorded !== undefined && !recorded.has(x.id) && !recorded.has(x.rawId)
+  /** The ids of `list` the ledger may hold and that were not looked up yet, with their raw-bytes ids. */
+  const toAsk = (list: Iterable<FileIds>, ask = new Set<string>(), rawIds = new Set<string>()) => {
+    for (const x of list) {
+      if (looked.has(x.id) || unrecorded(x)) continue
+      ask.add(x.id)
+      if (x.rawId !== x.id) {
+        ask.add(x.rawId)
+        rawIds.add(x.rawId)
+      }
+    }
+    return { ask, rawIds }
+  }
+  /**
    * The ledger entry of a file: under its content id, else under its raw-bytes id (a .gz that a
    * version before 0.3 recorded; `legacy` says so).
    */
   const lookup = async (i: number, ids: FileIds): Promise<{ entry?: LedgerEntry; legacy: boolean }> => {
+    if (unrecorded(ids)) return { legacy: false }
     if (!looked.has(ids.id)) {
-      const ask = new Set<string>()
-      const rawIds = new Set<string>()
-      const add = (x: FileIds) => {
-        if (looked.has(x.id)) return
-        ask.add(x.id)
-        if (x.rawId !== x.id) {
-          ask.add(x.rawId)
-          rawIds.add(x.rawId)
-        }
-      }
-      add(ids)
-      if (sink.lookupFiles) for (const x of (await identities.known(i + 1, i + LOOKUP_AHEAD)).values()) add(x)
+      // A file the ledger holds: more of them follow (a spool run again). The reader waits for
+      // their identities anyway; one lookup for all of them saves a round trip each.
+      if (recorded !== undefined) await identities.settled(Math.min(i + LOOKUP_AHEAD_MIN_FILES, files.length - 1))
+      const { ask, rawIds } = toAsk([ids])
+      if (sink.lookupFiles) toAsk((await identities.known(i + 1, i + LOOKUP_AHEAD)).values(), ask, rawIds)
       await lookupIds(ask, rawIds)
     }
     const entry = looked.get(ids.id)
@@ -737,7 +776,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       const tokenId = ids.rawId !== fileId && legacy.has(ids.rawId) ? ids.rawId : fileId
       if (tokenId !== fileId)
         logger.info({ file: file.path, fileId, rawId: ids.rawId }, 'completing a file an older version stored in part')
-      const r = await readInto(file, fileId, grouping && tokenId === fileId, tokenId)
+      const r = await readInto(file, fileId, grouping && tokenId === fileId, tokenId, identities.content(i))
       reportMetrics()
       if (r.interrupted !== undefined) {
         if (!isTeitenError(r.interrupted, 'CAPTURE_READ_FAILED')) break // aborted: the file in hand is read again next time

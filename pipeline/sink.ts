@@ -70,6 +70,11 @@ export interface EventSink {
    * (interrupted before their ledger row): such a file is read again under its old batch tokens.
    */
   legacyPartial?(rawIds: string[]): Promise<Set<string>>
+  /**
+   * Every id a lookup could answer for (files' ids, raw-bytes ids, legacyPartial's ids), or
+   * undefined when there are more than `limit`: ids outside it need no lookup.
+   */
+  ledgerIds?(limit: number): Promise<Set<string> | undefined>
   /** Optional: stores several whole files in one insert, crash-safe (see EventGroup). */
   writeGroup?(group: EventGroup): Promise<void>
   finishFile(record: FileRecord): Promise<void>

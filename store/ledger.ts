@@ -77,6 +77,20 @@ export async function lookupFiles(store: Store, fileIds: string[]): Promise<Map<
   return out
 }
 
+/** See EventSink.ledgerIds. */
+export async function ledgerIds(store: Store, limit: number): Promise<Set<string> | undefined> {
+  const rows = await store.query<{ id: string }>(
+    `SELECT DISTINCT id FROM (
+       SELECT file_id AS id FROM ingested_files
+       UNION ALL SELECT raw_id AS id FROM ingested_files WHERE raw_id != ''
+       UNION ALL SELECT file_id AS id FROM legacy_partial_files
+     ) LIMIT {n:UInt64}`,
+    { n: limit + 1 },
+  )
+  if (rows.length > limit) return undefined
+  return new Set(rows.map((row) => row.id))
+}
+
 /** See EventSink.legacyPartial. */
 export async function legacyPartial(store: Store, rawIds: string[]): Promise<Set<string>> {
   const out = new Set<string>()
@@ -209,6 +223,10 @@ export class StoreSink implements EventSink {
 
   legacyPartial(rawIds: string[]): Promise<Set<string>> {
     return legacyPartial(this.store, rawIds)
+  }
+
+  ledgerIds(limit: number): Promise<Set<string> | undefined> {
+    return ledgerIds(this.store, limit)
   }
 
   writeBatch(batch: EventBatch): Promise<void> {

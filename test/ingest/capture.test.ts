@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { constants, gzipSync, inflateRawSync } from 'node:zlib'
 import { afterAll, describe, expect, it } from 'vitest'
 import { TeitenError } from '../../core/errors.js'
@@ -198,6 +199,37 @@ describe('readCapture options', () => {
         }),
       ).rejects.toBe(boom)
     }
+  })
+
+  it('parses the content it is handed (the hashing worker read it) instead of the file', async () => {
+    const gz = gzipSync(PCAPNG)
+    const fromFile = await readAll(tmp.write('handed.gz', gz))
+    // The path is never opened: it does not exist.
+    const gone = join(tmp.dir, 'gone.gz')
+    const seen: number[] = []
+    const handed = await readAll(gone, {
+      content: { data: PCAPNG, gzip: true, fileBytes: gz.length },
+      onProgress: (n) => seen.push(n),
+    })
+    expect(handed.error).toBeUndefined()
+    expect(handed.frames).toEqual(fromFile.frames)
+    expect(handed.stats).toEqual(fromFile.stats)
+    expect(seen).toEqual([gz.length])
+    const plain = await readAll(gone, { content: { data: PCAP, gzip: false, fileBytes: PCAP.length } })
+    expect(plain.frames).toEqual((await readAll(path)).frames)
+    expect(plain.stats?.gzip).toBe(false)
+  })
+
+  it('reads the file when the handed content is past its gzip limit', async () => {
+    // Content decompressed under wider limits than this read's: the file decides, with its error.
+    const file = tmp.write('limited.gz', gzipSync(PCAP))
+    const read = await readAll(file, {
+      content: { data: PCAPNG, gzip: true, fileBytes: 10 },
+      maxGzipBytes: PCAP.length - 100,
+    })
+    expect(read.error?.code).toBe('CAPTURE_GZIP_BOMB')
+    expect(read.frames.length).toBeGreaterThan(0)
+    expect(read.frames.length).toBeLessThan(SIZES.length)
   })
 
   it('names the file and offset in the one-line error', async () => {

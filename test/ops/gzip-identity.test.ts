@@ -171,6 +171,132 @@ describe('file identity of gzip captures', () => {
   })
 })
 
+describe('the hashing worker hands the reader what it hashed', () => {
+  const files = () => {
+    const d = dir()
+    return [
+      writeCapture(join(d, 'a.pcap'), smallBytes),
+      writeCapture(join(d, 'b.pcap.gz'), gzip(small2Bytes)),
+      writeCapture(join(d, 'cut.gz'), gzip(small2Bytes).subarray(0, 100)),
+      writeCapture(join(d, 'big.gz'), gzipSync(pcap(generate({ seed: 305, packets: 30_000 }).packets), { level: 0 })),
+    ]
+  }
+
+  it('small files as decompressed, once; nothing for a corrupt or big file', async () => {
+    const paths = files()
+    const ids = new FileIdentities(paths, 8)
+    try {
+      await ids.get(0)
+      expect(ids.content(0)).toEqual({ data: smallBytes, gzip: false, fileBytes: smallBytes.length })
+      expect(ids.content(0)).toBeUndefined()
+      await ids.get(1)
+      expect(ids.content(1)).toEqual({ data: small2Bytes, gzip: true, fileBytes: readFileSync(paths[1]!).length })
+      for (const i of [2, 3]) {
+        await ids.get(i)
+        expect(ids.content(i)).toBeUndefined()
+      }
+    } finally {
+      ids.close()
+    }
+  })
+
+  it('holds no more than its budget, and drops what the reader passed by', async () => {
+    const paths = files()
+    // Room for the first file's content only: the second is hashed before the reader takes any.
+    const ids = new FileIdentities(paths, 8, IDENTITY_GZIP_LIMITS, smallBytes.length)
+    try {
+      await ids.get(1)
+      expect(ids.content(1)).toBeUndefined()
+      expect(ids.content(0)).toBeUndefined() // file 0 was skipped: its content went with it
+    } finally {
+      ids.close()
+    }
+    const wide = new FileIdentities(paths, 8)
+    try {
+      await wide.get(1)
+      expect(wide.content(1)?.data).toEqual(small2Bytes)
+    } finally {
+      wide.close()
+    }
+  })
+})
+
+describe('the ledger read at the start of a run', () => {
+  /** A store sink that counts its ledger lookups (ledgerIds: whether it offers the snapshot). */
+  function counting(ledgerIds: boolean) {
+    const inner = new StoreSink(store)
+    const asked: string[][] = []
+    const sink: EventSink = {
+      lookupFile: (id) => inner.lookupFile(id),
+      lookupFiles: (ids) => {
+        asked.push(ids)
+        return inner.lookupFiles(ids)
+      },
+      groupMembers: (g) => inner.groupMembers(g),
+      legacyPartial: (ids) => inner.legacyPartial(ids),
+      writeBatch: (b) => inner.writeBatch(b),
+      finishFile: (r) => inner.finishFile(r),
+      writeGroup: (g) => inner.writeGroup(g),
+      finishFiles: (r) => inner.finishFiles(r),
+      close: async () => {},
+    }
+    if (ledgerIds) sink.ledgerIds = (limit) => inner.ledgerIds(limit)
+    return { sink, asked }
+  }
+
+  const spool = (n: number, seed: number) => {
+    const d = dir()
+    let truth = emptyTruth()
+    for (let i = 0; i < n; i++) {
+      const g = generate({ seed: seed + i, packets: 50 + i, startSec: Date.UTC(2024, 1, 1 + (i % 5)) / 1000 })
+      const bytes = pcap(g.packets)
+      writeCapture(
+        join(d, 's', `f${String(i).padStart(2, '0')}.pcap${i % 2 ? '.gz' : ''}`),
+        i % 2 ? gzip(bytes) : bytes,
+      )
+      truth = addTruth(truth, g.truth)
+    }
+    return { d, truth }
+  }
+
+  it('spares the lookups of new files and still skips every file already stored', async () => {
+    await truncateAll(store)
+    const first = spool(20, 700)
+    const one = counting(true)
+    expect((await ingest([first.d], one.sink)).filesIngested).toBe(20)
+    expect(one.asked).toEqual([])
+    // The next run: every file is in the ledger, looked up, skipped.
+    const again = counting(true)
+    const r = await ingest([first.d], again.sink)
+    expect([r.filesIngested, r.filesSkipped]).toEqual([0, 20])
+    // One lookup for all of them: the first waits for the identities of the files after it.
+    expect(again.asked.length).toBe(1)
+    expect(again.asked[0]!.length).toBe(30) // 20 ids, and the raw-bytes ids of the 10 gzip files
+    // Old files with new ones: only the old are looked up.
+    const second = spool(20, 800)
+    const mixed = counting(true)
+    const m = await ingest([first.d, second.d], mixed.sink)
+    expect([m.filesIngested, m.filesSkipped]).toEqual([20, 20])
+    const old = new Set((await ledgerRows()).flatMap((x) => [x.file_id, x.raw_id]))
+    expect(mixed.asked.flat().filter((id) => !old.has(id))).toEqual([])
+    await expectStored(addTruth(first.truth, second.truth))
+  })
+
+  it('is not read past its size limit: every file is looked up instead', async () => {
+    await truncateAll(store)
+    const { d, truth } = spool(20, 900)
+    await ingest([d])
+    const { ledgerIds } = await import('../../store/ledger.js')
+    expect(await ledgerIds(store, 29)).toBeUndefined() // 20 files, 10 of them gzip: 30 ids
+    expect((await ledgerIds(store, 30))?.size).toBe(30)
+    const without = counting(false)
+    const r = await ingest([d], without.sink)
+    expect([r.filesIngested, r.filesSkipped]).toEqual([0, 20])
+    expect(without.asked.flat().length).toBeGreaterThanOrEqual(20)
+    await expectStored(truth)
+  })
+})
+
 const readBytes = (path: string): Buffer => readFileSync(path)
 
 describe('a capture and its gzip twin count once', () => {
