@@ -126,11 +126,11 @@ export class FileIdentities {
     return content
   }
 
-  /** Waits until file i's identity is computed (or failed), without taking it. */
-  async settled(i: number): Promise<void> {
-    if (this.paths.length === 1 && !this.early) return
+  /** File i's identity once computed, without taking it; undefined when it failed. */
+  async peek(i: number): Promise<FileIds | undefined> {
+    if (this.paths.length === 1 && !this.early) return undefined
     this.fill(i)
-    await this.results.get(i)?.catch(() => {})
+    return this.results.get(i)?.catch(() => undefined)
   }
 
   /** Whether file i's identity is already known (without waiting). */

@@ -48,8 +48,8 @@ const LOOKUP_AHEAD = 1000
 const LEDGER_SNAPSHOT_MIN_FILES = 16
 const LEDGER_SNAPSHOT_IDS_PER_FILE = 64
 const LEDGER_SNAPSHOT_IDS = 500_000
-/** A lookup of a file the ledger holds waits for the identities of this many files after it. */
-const LOOKUP_AHEAD_MIN_FILES = 64
+/** A lookup of a file the ledger holds waits for the identities of up to this many files after it. */
+const LOOKUP_BATCH_FILES = 64
 
 export interface FileOutcome {
   file: CaptureFile
@@ -582,9 +582,16 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
   const lookup = async (i: number, ids: FileIds): Promise<{ entry?: LedgerEntry; legacy: boolean }> => {
     if (unrecorded(ids)) return { legacy: false }
     if (!looked.has(ids.id)) {
-      // A file the ledger holds: more of them follow (a spool run again). The reader waits for
-      // their identities anyway; one lookup for all of them saves a round trip each.
-      if (recorded !== undefined) await identities.settled(Math.min(i + LOOKUP_AHEAD_MIN_FILES, files.length - 1))
+      // A file the ledger holds: more may follow (a spool run again). The reader would wait for
+      // their identities anyway: one lookup for all of them saves a round trip each. Up to the
+      // first new file, which is read meanwhile.
+      if (recorded !== undefined) {
+        const end = Math.min(files.length, i + 1 + LOOKUP_BATCH_FILES)
+        for (let k = i + 1; k < end; k++) {
+          const next = await identities.peek(k)
+          if (next !== undefined && unrecorded(next)) break
+        }
+      }
       const { ask, rawIds } = toAsk([ids])
       if (sink.lookupFiles) toAsk((await identities.known(i + 1, i + LOOKUP_AHEAD)).values(), ask, rawIds)
       await lookupIds(ask, rawIds)

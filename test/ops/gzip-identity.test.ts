@@ -279,6 +279,7 @@ describe('the ledger read at the start of a run', () => {
     expect([m.filesIngested, m.filesSkipped]).toEqual([20, 20])
     const old = new Set((await ledgerRows()).flatMap((x) => [x.file_id, x.raw_id]))
     expect(mixed.asked.flat().filter((id) => !old.has(id))).toEqual([])
+    expect(mixed.asked.length).toBe(1)
     await expectStored(addTruth(first.truth, second.truth))
   })
 
