@@ -1,7 +1,7 @@
 /*
  * A capture file's identity, computed the same way on the main thread and on the hashing worker
- * (pipeline/identity-worker.ts). This module imports only node: built-ins and uses only
- * erasable TypeScript, so the worker can load it from dist/ and, in the test runs, straight
+ * (pipeline/identity-worker.ts). This module imports only node: built-ins (and types, which
+ * are erased) and uses only erasable TypeScript, so the worker can load it from dist/ and, in the test runs, straight
  * from the sources (Node 24 strips the types).
  *
  * The bomb bounds are the reader's (ingest/capture.ts readGzip): at most maxBytes, and past the
@@ -12,6 +12,7 @@ import { createHash, type Hash } from 'node:crypto'
 import { closeSync, createReadStream, fstatSync, openSync, read, readFileSync } from 'node:fs'
 import { Readable } from 'node:stream'
 import { createGunzip, gunzipSync } from 'node:zlib'
+import type { CaptureContent } from '../ingest/types.js'
 
 /**
  * - `id`: 128 bits of SHA-256 (hex) of the decompressed capture. For a plain file that is the
@@ -81,16 +82,6 @@ async function gunzippedId(chunks: Iterable<Buffer> | AsyncIterable<Buffer>, lim
 }
 
 /**
- * A small file's capture stream as hashed (ingest/types.ts CaptureContent): the reader parses
- * these bytes instead of reading and gunzipping the file again.
- */
-export interface HashedContent {
-  data: Buffer
-  gzip: boolean
-  fileBytes: number
-}
-
-/**
  * `yieldNow` lets the main thread serve metrics and storage while it hashes a big file (called
  * once per 4 MiB read); the worker passes none.
  */
@@ -100,13 +91,14 @@ export async function identityOf(path: string, limits: GzipLimits, yieldNow?: ()
 
 /**
  * The identity, and for a small file (read and gunzipped in one call) the bytes it was computed
- * from. Big files are hashed as a stream: no content.
+ * from, which the reader parses instead of reading and gunzipping the file again. Big files are
+ * hashed as a stream: no content.
  */
 export async function identityAndContent(
   path: string,
   limits: GzipLimits,
   yieldNow?: () => Promise<void>,
-): Promise<{ ids: FileIds; content?: HashedContent }> {
+): Promise<{ ids: FileIds; content?: CaptureContent }> {
   let fd: number | undefined = openSync(path, 'r')
   try {
     const size = fstatSync(fd).size

@@ -4,7 +4,8 @@
  * the sources (a dynamic import, so the extension is chosen at run time).
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import type { FileIds, GzipLimits, HashedContent } from './identity-core.js'
+import type { CaptureContent } from '../ingest/types.js'
+import type { FileIds, GzipLimits } from './identity-core.js'
 
 /**
  * Files to hash, in order (several per message: one message per file cost the main thread ~0.2
@@ -18,7 +19,7 @@ interface Request {
 
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
 const { identityAndContent } = (await import(new URL(`./identity-core${ext}`, import.meta.url).href)) as {
-  identityAndContent: (path: string, limits: GzipLimits) => Promise<{ ids: FileIds; content?: HashedContent }>
+  identityAndContent: (path: string, limits: GzipLimits) => Promise<{ ids: FileIds; content?: CaptureContent }>
 }
 const { limits, contentBudgetBytes } = workerData as { limits: GzipLimits; contentBudgetBytes: number }
 
@@ -51,10 +52,17 @@ parentPort!.on('message', ({ files, consumedBelow }: Request) => {
             parentPort!.postMessage({ id, ids })
             return
           }
-          held.set(id, content.data.length)
-          heldBytes += content.data.length
+          const n = content.data.length // before the transfer detaches it
           const data = ownBuffer(content.data)
-          parentPort!.postMessage({ id, ids, content: { ...content, data } }, [data])
+          try {
+            parentPort!.postMessage({ id, ids, content: { ...content, data } }, [data])
+          } catch {
+            // Not transferable after all: the reader reads the file itself; it must get the answer.
+            parentPort!.postMessage({ id, ids })
+            return
+          }
+          held.set(id, n)
+          heldBytes += n
         },
         (err: NodeJS.ErrnoException) =>
           parentPort!.postMessage({

@@ -201,9 +201,17 @@ describe('the hashing worker hands the reader what it hashed', () => {
   })
 
   it('holds no more than its budget, and drops what the reader passed by', async () => {
-    const paths = files()
+    const d = dir()
+    // A gzip file decompressing past one 256 KiB gunzip chunk: its output buffer is handed over
+    // whole (transferred, not copied), the case where the budget must count it before the move.
+    const first = pcap(generate({ seed: 306, packets: 4000 }).packets)
+    expect(first.length).toBeGreaterThan(256 << 10)
+    const paths = [
+      writeCapture(join(d, 'first.pcap.gz'), gzip(first)),
+      writeCapture(join(d, 'b.gz'), gzip(small2Bytes)),
+    ]
     // Room for the first file's content only: the second is hashed before the reader takes any.
-    const ids = new FileIdentities(paths, 8, IDENTITY_GZIP_LIMITS, smallBytes.length)
+    const ids = new FileIdentities(paths, 8, IDENTITY_GZIP_LIMITS, first.length)
     try {
       await ids.get(1)
       expect(ids.content(1)).toBeUndefined()
