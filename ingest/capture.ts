@@ -7,7 +7,7 @@ import { createGunzip, gunzipSync } from 'node:zlib'
 import { CaptureFrame, type Frame } from '../core/event.js'
 import { TeitenError, wrapError } from '../core/errors.js'
 import { Framer } from './framer.js'
-import type { CaptureStats, DecoderContext, ReadCaptureOptions } from './types.js'
+import type { CaptureContent, CaptureStats, DecoderContext, ReadCaptureOptions } from './types.js'
 
 export type { CaptureContent, CaptureFormat, CaptureStats, ReadCaptureOptions } from './types.js'
 
@@ -45,9 +45,7 @@ export async function readCapture(
 
   const content = options.content
   if (content !== undefined && (!content.gzip || content.data.length <= smallGunzipLimit(options))) {
-    stats.gzip = content.gzip
-    if (content.gzip) options.onProgress?.(content.fileBytes)
-    return pushAll(content.data, !content.gzip, stats, framer, chunkBytes, options)
+    return readContent(content, stats, framer, chunkBytes, options)
   }
   const small = readSmallFile(path)
   if (small !== undefined) return readSmall(small, path, stats, framer, chunkBytes, options)
@@ -127,9 +125,9 @@ async function readSmall(
   chunkBytes: number,
   options: ReadCaptureOptions,
 ): Promise<CaptureStats> {
-  let data = bytes
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     stats.gzip = true
+    let data: Buffer
     try {
       data = gunzipSync(bytes, { maxOutputLength: smallGunzipLimit(options), chunkSize: SMALL_GUNZIP_CHUNK_BYTES })
     } catch {
@@ -141,9 +139,22 @@ async function readSmall(
       stats.bytes = framer.bytes
       return stats
     }
-    options.onProgress?.(bytes.length)
+    return readContent({ data, gzip: true, fileBytes: bytes.length }, stats, framer, chunkBytes, options)
   }
-  return pushAll(data, data === bytes, stats, framer, chunkBytes, options)
+  return readContent({ data: bytes, gzip: false, fileBytes: bytes.length }, stats, framer, chunkBytes, options)
+}
+
+/** A small capture in memory (read here, or by the hashing worker): progress in file bytes. */
+function readContent(
+  content: CaptureContent,
+  stats: CaptureStats,
+  framer: Framer,
+  chunkBytes: number,
+  options: ReadCaptureOptions,
+): Promise<CaptureStats> {
+  stats.gzip = content.gzip
+  if (content.gzip) options.onProgress?.(content.fileBytes)
+  return pushAll(content.data, !content.gzip, stats, framer, chunkBytes, options)
 }
 
 /** Output bound of a one-call gunzip: past it, the streaming path applies the ratio limit. */

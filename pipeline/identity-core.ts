@@ -82,17 +82,10 @@ async function gunzippedId(chunks: Iterable<Buffer> | AsyncIterable<Buffer>, lim
 }
 
 /**
- * `yieldNow` lets the main thread serve metrics and storage while it hashes a big file (called
- * once per 4 MiB read); the worker passes none.
- */
-export async function identityOf(path: string, limits: GzipLimits, yieldNow?: () => Promise<void>): Promise<FileIds> {
-  return (await identityAndContent(path, limits, yieldNow)).ids
-}
-
-/**
  * The identity, and for a small file (read and gunzipped in one call) the bytes it was computed
  * from, which the reader parses instead of reading and gunzipping the file again. Big files are
- * hashed as a stream: no content.
+ * hashed as a stream: no content. `yieldNow` lets the main thread serve metrics and storage
+ * while it hashes a big file (called once per 4 MiB read); the worker passes none.
  */
 export async function identityAndContent(
   path: string,

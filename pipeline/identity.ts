@@ -9,7 +9,7 @@ import {
   SMALL_GUNZIP_CHUNK_BYTES,
 } from '../ingest/capture.js'
 
-import { type FileIds, type GzipLimits, identityOf } from './identity-core.js'
+import { type FileIds, type GzipLimits, identityAndContent } from './identity-core.js'
 
 export type { FileIds, GzipLimits } from './identity-core.js'
 
@@ -41,7 +41,7 @@ function readFailed(path: string, err: unknown): TeitenError {
  */
 export async function fileIdentity(path: string, limits: GzipLimits = IDENTITY_GZIP_LIMITS): Promise<FileIds> {
   try {
-    return await identityOf(path, limits, yieldNow)
+    return (await identityAndContent(path, limits, yieldNow)).ids
   } catch (err) {
     throw readFailed(path, err)
   }
