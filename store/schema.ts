@@ -203,6 +203,37 @@ export const MIGRATIONS: Migration[] = [
        ORDER BY (week, src, sensor, country, class, access)`,
     ],
   },
+  {
+    version: 7,
+    description: 'events: delta-coded timestamps and record numbers, T64 lengths (smaller parts)',
+    statements: [
+      // Parts written from now on (inserts and merges) use them; existing parts keep their bytes
+      // until a merge rewrites them (a metadata change, no mutation). ts (nanoseconds, in order
+      // within a part) compressed 1.1x under LZ4 alone, record (0, 1, 2, ... per file) 2x, and
+      // the four lengths are small numbers in 16/32-bit cells. The 20M-packet bench capture's
+      // store: 1,084 -> 925 MB (events 545 -> 432 MB). Speed unchanged: `teiten ingest` of it,
+      // three runs each, interleaved, 20.15-21.35 s before, 20.41-20.63 s after (load ~2.5);
+      // the engine writes fewer bytes (perf: a fifth of its insert time is the kernel copying
+      // part bytes into the page cache) and spends about that much more on Delta and T64.
+      `ALTER TABLE events
+         MODIFY COLUMN ts DateTime64(9, 'UTC') CODEC(Delta, LZ4),
+         MODIFY COLUMN record UInt64 CODEC(Delta, LZ4),
+         MODIFY COLUMN ip_len UInt16 CODEC(T64, LZ4),
+         MODIFY COLUMN udp_len UInt16 CODEC(T64, LZ4),
+         MODIFY COLUMN payload_len UInt16 CODEC(T64, LZ4),
+         MODIFY COLUMN wire_len UInt32 CODEC(T64, LZ4)`,
+    ],
+  },
 ]
+
+/** Column codecs of `events` since schema v7 (test/store/schema.test.ts checks them). */
+export const EVENT_CODECS: Record<string, string> = {
+  ts: 'CODEC(Delta(8), LZ4)',
+  record: 'CODEC(Delta(8), LZ4)',
+  ip_len: 'CODEC(T64, LZ4)',
+  udp_len: 'CODEC(T64, LZ4)',
+  payload_len: 'CODEC(T64, LZ4)',
+  wire_len: 'CODEC(T64, LZ4)',
+}
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version

@@ -5,7 +5,7 @@ import { batchToken } from '../../pipeline/sink.js'
 import { openStore } from '../../store/open.js'
 import { dailySql, parseDailyQuery, queryDaily, READ_SETTINGS } from '../../store/queries.js'
 import { refreshRollup } from '../../store/rollup.js'
-import { COMPACT_PART_BYTES, EVENT_STRUCTURE, MIGRATIONS } from '../../store/schema.js'
+import { COMPACT_PART_BYTES, EVENT_CODECS, EVENT_STRUCTURE, MIGRATIONS } from '../../store/schema.js'
 import type { Store } from '../../store/store.js'
 import { encodeRows, type PacketSpec, seededDraw } from '../helpers/packets.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -212,6 +212,55 @@ describe('aggregate views and schema v4', () => {
       for (const q of forms) expect(await queryDaily(store, parseDailyQuery(q))).toEqual(await fromStates(q))
       const [rows] = await store.query<{ n: string }>('SELECT toString(count()) AS n FROM daily_rollup')
       expect(Number(rows!.n)).toBeGreaterThan(0)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('a store at schema version 6 gets the events codecs: its rows, old parts and new, read back the same and count exactly', async () => {
+    const open = newStoreDir()
+    const codecs = async (store: Store) =>
+      Object.fromEntries(
+        (
+          await store.query<{ name: string; codec: string }>(
+            `SELECT name, compression_codec AS codec FROM system.columns
+             WHERE database = currentDatabase() AND table = 'events' AND compression_codec != ''`,
+          )
+        ).map((r) => [r.name, r.codec]),
+      )
+    const rows = (store: Store) =>
+      store.query<Record<string, unknown>>(
+        'SELECT toString(ts) AS ts, record, ip_len, udp_len, payload_len, wire_len, file_id FROM events ORDER BY file_id, record',
+      )
+    let store = await open()
+    let before: Record<string, unknown>[]
+    try {
+      expect(await codecs(store)).toEqual(EVENT_CODECS)
+      // Back to what version 6 left: no column codecs (LZ4 throughout), version 7 unrecorded.
+      await store.command(
+        `ALTER TABLE events ${Object.keys(EVENT_CODECS)
+          .map((c) => `MODIFY COLUMN ${c} REMOVE CODEC`)
+          .join(', ')}`,
+      )
+      expect(await codecs(store)).toEqual({})
+      await store.command('ALTER TABLE schema_migrations DELETE WHERE version = 7 SETTINGS mutations_sync = 2')
+      await store.insertRowBinary('events', EVENT_STRUCTURE, encode(packets(7, 3000), 's', '7'.repeat(32)), '7-0')
+      before = await rows(store)
+    } finally {
+      await store.close()
+    }
+    store = await open()
+    try {
+      await expectEveryVersion(store)
+      expect(await codecs(store)).toEqual(EVENT_CODECS)
+      expect(await rows(store)).toEqual(before)
+      // A part written under the codecs, merged with the one written before them.
+      await store.insertRowBinary('events', EVENT_STRUCTURE, encode(packets(8, 3000), 't', '8'.repeat(32)), '8-0')
+      await store.command('OPTIMIZE TABLE events FINAL')
+      const after = await rows(store)
+      expect(after.length).toBe(6000)
+      expect(after.filter((r) => r.file_id === '7'.repeat(32))).toEqual(before)
+      expectAgreement(await aggregatesAndRecount(store), 6000)
     } finally {
       await store.close()
     }
