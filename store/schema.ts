@@ -226,14 +226,4 @@ export const MIGRATIONS: Migration[] = [
   },
 ]
 
-/** Column codecs of `events` since schema v7 (test/store/schema.test.ts checks them). */
-export const EVENT_CODECS: Record<string, string> = {
-  ts: 'CODEC(Delta(8), LZ4)',
-  record: 'CODEC(Delta(8), LZ4)',
-  ip_len: 'CODEC(T64, LZ4)',
-  udp_len: 'CODEC(T64, LZ4)',
-  payload_len: 'CODEC(T64, LZ4)',
-  wire_len: 'CODEC(T64, LZ4)',
-}
-
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version
