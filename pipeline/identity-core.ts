@@ -1,8 +1,8 @@
 /*
  * A capture file's identity, computed the same way on the main thread and on the hashing worker
  * (pipeline/identity-worker.ts). This module imports only node: built-ins (and types, which
- * are erased) and uses only erasable TypeScript, so the worker can load it from dist/ and, in the test runs, straight
- * from the sources (Node 24 strips the types).
+ * are erased) and uses only erasable TypeScript, so the worker can load it from dist/ and, in
+ * the test runs, straight from the sources (Node 24 strips the types).
  *
  * The bomb bounds are the reader's (ingest/capture.ts readGzip): at most maxBytes, and past the
  * grace size at most maxRatio times the compressed bytes consumed so far. Small files are

@@ -59,7 +59,8 @@ const WORKER_URL = new URL(`./identity-worker${import.meta.url.endsWith('.ts') ?
 interface Reply {
   id: number
   ids?: FileIds
-  content?: { data: ArrayBuffer; gzip: boolean; fileBytes: number }
+  /** CaptureContent with its bytes as the ArrayBuffer the worker gave away. */
+  content?: Omit<CaptureContent, 'data'> & { data: ArrayBuffer }
   error?: { message: string; code?: string; syscall?: string }
 }
 
@@ -95,8 +96,7 @@ export class FileIdentities {
    * asked in order: content of the files before `i` is dropped.
    */
   get(i: number): Promise<FileIds> {
-    // One file: no worker (starting one costs more than it saves), unless hashing started early.
-    if (this.paths.length === 1 && !this.early) return fileIdentity(this.paths[i]!, this.limits)
+    if (!this.usesWorker) return fileIdentity(this.paths[i]!, this.limits)
     for (const k of this.contents.keys()) if (k < i) this.contents.delete(k)
     this.consumedBelow = i
     this.fill(i)
@@ -128,9 +128,14 @@ export class FileIdentities {
 
   /** File i's identity once computed, without taking it; undefined when it failed. */
   async peek(i: number): Promise<FileIds | undefined> {
-    if (this.paths.length === 1 && !this.early) return undefined
+    if (!this.usesWorker) return undefined
     this.fill(i)
     return this.results.get(i)?.catch(() => undefined)
+  }
+
+  /** One file: no worker (starting one costs more than it saves), unless hashing started early. */
+  private get usesWorker(): boolean {
+    return this.paths.length !== 1 || this.early
   }
 
   /** Whether file i's identity is already known (without waiting). */
