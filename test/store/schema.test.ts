@@ -5,7 +5,13 @@ import { batchToken } from '../../pipeline/sink.js'
 import { openStore } from '../../store/open.js'
 import { dailySql, parseDailyQuery, queryDaily, READ_SETTINGS } from '../../store/queries.js'
 import { refreshRollup } from '../../store/rollup.js'
-import { COMPACT_PART_BYTES, EVENT_STRUCTURE, MIGRATIONS } from '../../store/schema.js'
+import {
+  COMPACT_PART_BYTES,
+  EVENT_STRUCTURE,
+  FEWER_MERGES_TABLES,
+  MIGRATIONS,
+  MIN_PARTS_TO_MERGE,
+} from '../../store/schema.js'
 import type { Store } from '../../store/store.js'
 import { encodeRows, type PacketSpec, seededDraw } from '../helpers/packets.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -53,6 +59,37 @@ async function expectEveryVersion(store: Store) {
   expect(versions.map((r) => r.v)).toEqual(MIGRATIONS.map((m) => m.version))
 }
 
+/**
+ * A new store taken back to an older schema by `downgrade` (which undoes what `versions` did),
+ * those versions unrecorded, then opened again: `upgraded` gets it once every migration ran.
+ */
+async function upgradeFrom(
+  versions: number[],
+  downgrade: (store: Store) => Promise<void>,
+  upgraded: (store: Store) => Promise<void>,
+): Promise<void> {
+  const open = newStoreDir()
+  let store = await open()
+  try {
+    await downgrade(store)
+    await store.command(
+      'ALTER TABLE schema_migrations DELETE WHERE version IN {v:Array(UInt32)} SETTINGS mutations_sync = 2',
+      {
+        v: versions,
+      },
+    )
+  } finally {
+    await store.close()
+  }
+  store = await open()
+  try {
+    await expectEveryVersion(store)
+    await upgraded(store)
+  } finally {
+    await store.close()
+  }
+}
+
 const KEYS = 'sensor, toString(country) AS country, toString(class) AS class, toUInt8(access) AS access'
 
 /** Each aggregate table, merged, next to the same figures recounted from the raw events. */
@@ -78,6 +115,12 @@ async function aggregatesAndRecount(store: Store) {
       `SELECT toString(toDate(ts)) AS day, toString(src) AS src, sensor, toString(country) AS country, toString(class) AS class, toUInt8(dst_port = 123) AS access, max(bogon) AS bogon, toUInt64(count()) AS packets, toString(min(ts)) AS first, toString(max(ts)) AS last, toUInt64(uniqExact(dst)) AS dsts FROM events GROUP BY ALL`,
     ),
   }
+}
+
+/** `{ name: value }` of a query's rows; an empty value reads as `empty`. */
+async function valuesByName(store: Store, sql: string, empty = ''): Promise<Record<string, string>> {
+  const rows = await store.query<{ name: string; value: string }>(sql)
+  return Object.fromEntries(rows.map((r) => [r.name, r.value === '' ? empty : r.value]))
 }
 
 function expectAgreement(a: Awaited<ReturnType<typeof aggregatesAndRecount>>, events: number) {
@@ -115,23 +158,16 @@ describe('aggregate views and schema v4', () => {
   })
 
   it('a store at schema version 2 gets version 4 and counts every block once', async () => {
-    const open = newStoreDir()
-    let store = await open()
-    try {
+    // Back to what version 2 left: the default part format, and versions 2 and 4 unrecorded
+    // (a version missing below the highest one is applied too).
+    const downgrade = async (store: Store) => {
       await store.insertRowBinary('events', EVENT_STRUCTURE, encode(packets(3, 1500), 's', 'c'.repeat(32)), 'c-0')
-      // Back to what version 2 left: the default part format, and versions 2 and 4 unrecorded
-      // (a version missing below the highest one is applied too).
       for (const t of ['events', 'daily_agg', 'hourly_agg', 'source_daily']) {
         await store.command(`ALTER TABLE ${t} RESET SETTING min_bytes_for_wide_part`)
       }
-      await store.command('ALTER TABLE schema_migrations DELETE WHERE version IN (2, 4) SETTINGS mutations_sync = 2')
       await store.insertRowBinary('events', EVENT_STRUCTURE, encode(packets(4, 1500), 's', 'd'.repeat(32)), 'd-0')
-    } finally {
-      await store.close()
     }
-    store = await open()
-    try {
-      await expectEveryVersion(store)
+    await upgradeFrom([2, 4], downgrade, async (store) => {
       const [events] = await store.query<{ q: string }>(
         "SELECT create_table_query AS q FROM system.tables WHERE name = 'events'",
       )
@@ -141,9 +177,7 @@ describe('aggregate views and schema v4', () => {
       await store.insertRowBinary('events', EVENT_STRUCTURE, encode(packets(5, 1500), 't', 'e'.repeat(32)), 'e-0')
       await store.insertRowBinary('events', EVENT_STRUCTURE, encode(packets(4, 1500), 's', 'd'.repeat(32)), 'd-0')
       expectAgreement(await aggregatesAndRecount(store), 4500)
-    } finally {
-      await store.close()
-    }
+    })
   })
 
   it('partitions a new store by week and stores a batch spanning three years in one insert', async () => {
@@ -183,20 +217,13 @@ describe('aggregate views and schema v4', () => {
   })
 
   it('a store at schema version 4 gets the rollups; its figures are exact before and after the first refresh', async () => {
-    const open = newStoreDir()
-    let store = await open()
-    try {
+    // Back to version 4: no rollup tables, versions 5 and 6 unrecorded.
+    const downgrade = async (store: Store) => {
       await store.insertRowBinary('events', EVENT_STRUCTURE, encode(packets(6, 2500), 's', '6'.repeat(32)), '6-0')
-      // Back to version 4: no rollup tables, versions 5 and 6 unrecorded.
       await store.command('DROP TABLE daily_rollup')
       await store.command('DROP TABLE source_weekly')
-      await store.command('ALTER TABLE schema_migrations DELETE WHERE version IN (5, 6) SETTINGS mutations_sync = 2')
-    } finally {
-      await store.close()
     }
-    store = await open()
-    try {
-      await expectEveryVersion(store)
+    await upgradeFrom([5, 6], downgrade, async (store) => {
       const forms = [{}, { by: 'day,class', all: true }, { by: '' }, { by: 'day', country: 'CN' }]
       const fromStates = async (q: Record<string, unknown>) => {
         const { sql, params } = dailySql(parseDailyQuery(q))
@@ -212,9 +239,7 @@ describe('aggregate views and schema v4', () => {
       for (const q of forms) expect(await queryDaily(store, parseDailyQuery(q))).toEqual(await fromStates(q))
       const [rows] = await store.query<{ n: string }>('SELECT toString(count()) AS n FROM daily_rollup')
       expect(Number(rows!.n)).toBeGreaterThan(0)
-    } finally {
-      await store.close()
-    }
+    })
   })
 
   /** Column codecs of `events` since schema v7, as system.columns names them. */
@@ -228,40 +253,30 @@ describe('aggregate views and schema v4', () => {
   }
 
   it('a store at schema version 6 gets the events codecs: its rows, old parts and new, read back the same and count exactly', async () => {
-    const open = newStoreDir()
-    const codecs = async (store: Store) =>
-      Object.fromEntries(
-        (
-          await store.query<{ name: string; codec: string }>(
-            `SELECT name, compression_codec AS codec FROM system.columns
-             WHERE database = currentDatabase() AND table = 'events' AND compression_codec != ''`,
-          )
-        ).map((r) => [r.name, r.codec]),
+    const codecs = (store: Store) =>
+      valuesByName(
+        store,
+        `SELECT name, compression_codec AS value FROM system.columns
+         WHERE database = currentDatabase() AND table = 'events' AND compression_codec != ''`,
       )
     const rows = (store: Store) =>
       store.query<Record<string, unknown>>(
         'SELECT toString(ts) AS ts, record, ip_len, udp_len, payload_len, wire_len, file_id FROM events ORDER BY file_id, record',
       )
-    let store = await open()
-    let before: Record<string, unknown>[]
-    try {
+    let before: Record<string, unknown>[] = []
+    // Back to what version 6 left: no column codecs (LZ4 throughout), version 7 unrecorded.
+    const downgrade = async (store: Store) => {
       expect(await codecs(store)).toEqual(EVENT_CODECS)
-      // Back to what version 6 left: no column codecs (LZ4 throughout), version 7 unrecorded.
       await store.command(
         `ALTER TABLE events ${Object.keys(EVENT_CODECS)
           .map((c) => `MODIFY COLUMN ${c} REMOVE CODEC`)
           .join(', ')}`,
       )
       expect(await codecs(store)).toEqual({})
-      await store.command('ALTER TABLE schema_migrations DELETE WHERE version = 7 SETTINGS mutations_sync = 2')
       await store.insertRowBinary('events', EVENT_STRUCTURE, encode(packets(7, 3000), 's', '7'.repeat(32)), '7-0')
       before = await rows(store)
-    } finally {
-      await store.close()
     }
-    store = await open()
-    try {
-      await expectEveryVersion(store)
+    await upgradeFrom([7], downgrade, async (store) => {
       expect(await codecs(store)).toEqual(EVENT_CODECS)
       expect(await rows(store)).toEqual(before)
       // A part written under the codecs, merged with the one written before them.
@@ -271,8 +286,59 @@ describe('aggregate views and schema v4', () => {
       expect(after.length).toBe(6000)
       expect(after.filter((r) => r.file_id === '7'.repeat(32))).toEqual(before)
       expectAgreement(await aggregatesAndRecount(store), 6000)
-    } finally {
-      await store.close()
-    }
+    })
   })
+
+  it('a store at schema version 7 gets merges of ten parts or more on events and the daily/hourly aggregates; its weeks still merge and count exactly', async () => {
+    // The table's own setting as its CREATE statement names it, 'default' when it has none.
+    const minParts = (store: Store) =>
+      valuesByName(
+        store,
+        `SELECT name, extract(create_table_query, 'min_parts_to_merge_at_once = (\\d+)') AS value FROM system.tables
+         WHERE database = currentDatabase() AND name IN ('events', 'daily_agg', 'hourly_agg', 'source_daily')`,
+        'default',
+      )
+    const upgraded = { events: '10', daily_agg: '10', hourly_agg: '10', source_daily: 'default' }
+    // Back to what version 7 left: ClickHouse's default merge selection, version 8 unrecorded.
+    const downgrade = async (store: Store) => {
+      expect(await minParts(store)).toEqual(upgraded)
+      for (const t of FEWER_MERGES_TABLES) {
+        await store.command(`ALTER TABLE ${t} RESET SETTING min_parts_to_merge_at_once`)
+      }
+      expect(Object.values(await minParts(store))).toEqual(['default', 'default', 'default', 'default'])
+    }
+    await upgradeFrom([8], downgrade, async (store) => {
+      expect(await minParts(store)).toEqual(upgraded)
+      // Two weeks (1 December 2013 is a Sunday), a part in each per insert.
+      const insert = (b: number) =>
+        store.insertRowBinary(
+          'events',
+          EVENT_STRUCTURE,
+          encode(packets(20 + b, 500), 's', b.toString(16).repeat(32)),
+          `m-${b}`,
+        )
+      const mostParts = async () =>
+        Number(
+          (
+            await store.query<{ n: string }>(
+              `SELECT toString(max(n)) AS n FROM (SELECT partition, count() AS n FROM system.parts
+               WHERE active AND database = currentDatabase() AND table = 'events' GROUP BY partition)`,
+            )
+          )[0]!.n,
+        )
+      // One part short of a merge: under the default selection these merge within a second.
+      for (let b = 0; b < MIN_PARTS_TO_MERGE - 1; b++) await insert(b)
+      await new Promise((r) => setTimeout(r, 3000))
+      expect(await mostParts()).toBe(MIN_PARTS_TO_MERGE - 1)
+      // Three more: the week's parts merge, and every figure still agrees with a recount.
+      const inserts = MIN_PARTS_TO_MERGE + 2
+      for (let b = MIN_PARTS_TO_MERGE - 1; b < inserts; b++) await insert(b)
+      const until = Date.now() + 60_000
+      while ((await mostParts()) >= MIN_PARTS_TO_MERGE && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 250))
+      }
+      expect(await mostParts()).toBeLessThan(MIN_PARTS_TO_MERGE)
+      expectAgreement(await aggregatesAndRecount(store), inserts * 500)
+    })
+  }, 120_000)
 })
