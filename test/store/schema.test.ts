@@ -72,12 +72,9 @@ async function upgradeFrom(
   let store = await open()
   try {
     await downgrade(store)
-    await store.command(
-      'ALTER TABLE schema_migrations DELETE WHERE version IN {v:Array(UInt32)} SETTINGS mutations_sync = 2',
-      {
-        v: versions,
-      },
-    )
+    const unrecord =
+      'ALTER TABLE schema_migrations DELETE WHERE version IN {v:Array(UInt32)} SETTINGS mutations_sync = 2'
+    await store.command(unrecord, { v: versions })
   } finally {
     await store.close()
   }
