@@ -21,10 +21,11 @@ export async function migrate(store: Store, options: { retentionDays?: number } 
   }
   for (const migration of MIGRATIONS) {
     if (applied.has(migration.version)) continue
-    for (const statement of migration.statements) await store.command(statement)
+    const applies = migration.appliesTo === undefined || (await migration.appliesTo(store))
+    if (applies) for (const statement of migration.statements) await store.command(statement)
     await store.command('INSERT INTO schema_migrations (version, description) VALUES ({v:UInt32}, {d:String})', {
       v: migration.version,
-      d: migration.description,
+      d: applies ? migration.description : (migration.kept ?? migration.description),
     })
   }
   if (options.retentionDays !== undefined) await applyRetention(store, options.retentionDays)
