@@ -9,7 +9,7 @@
  *   their packets, first/last seen and dark-address states as they are. Same days, `factor`
  *   times the sources per day: what a denser darknet (or a larger telescope) sends.
  * - daily_agg: aggregated from that source_daily (exact source states per day x sensor x
- *   country x class x access, as the view would make them).
+ *   country x class x access): by the view as the rows go in (schema v9), as an ingest does.
  * - daily_rollup: refreshed as after an ingest (store/rollup.ts).
  * - hourly_agg: the same per hour, each source-day counted in the hour it was first seen (the
  *   real hour of every packet is not in source_daily); the row count and state sizes are of the
@@ -68,11 +68,18 @@ export async function buildBig(bigData: string, dir: string, factor: number): Pr
        FROM file(${quote(join(dir, 'source_daily.native'))}, Native, ${quote(SOURCE_DAILY)}) ARRAY JOIN range(${factor}) AS k
        SETTINGS max_insert_threads = 2, max_threads = 2`,
     )
-    await step(
-      'daily_agg',
-      `INSERT INTO daily_agg SELECT day, sensor, country, class, access, sum(packets), uniqExactState(src)
-       FROM source_daily GROUP BY day, sensor, country, class, access SETTINGS max_threads = 2`,
+    // A store made since schema v9 fills daily_agg from the source_daily rows as they go in
+    // (store/schema.ts DAILY_FROM_SOURCE_DAILY); one made before needs the same rows here.
+    const [chained] = await store.query<{ yes: number }>(
+      "SELECT toUInt8(has(dependencies_table, 'daily_agg_mv')) AS yes FROM system.tables WHERE database = currentDatabase() AND name = 'source_daily'",
     )
+    if (chained?.yes !== 1) {
+      await step(
+        'daily_agg',
+        `INSERT INTO daily_agg SELECT day, sensor, country, class, access, sum(packets), uniqExactState(src)
+         FROM source_daily GROUP BY day, sensor, country, class, access SETTINGS max_threads = 2`,
+      )
+    }
     await step(
       'hourly_agg',
       `INSERT INTO hourly_agg SELECT toStartOfHour(first_seen) AS hour, sensor, country, class, access, sum(packets), uniqExactState(src)
