@@ -339,24 +339,33 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     if (sinkError) throw sinkError
   }
 
+  /** The encoder writes into a taken body again once every write that reads it has settled. */
+  const recycleAfter = (body: Buffer, writes: (Promise<void> | undefined)[]) => {
+    void Promise.allSettled(writes).then(() => encoder.recycle(body))
+  }
+
   let group: OpenGroup | undefined
-  /** Sends the open group (rows [0, bytes) of `body`, or of the encoder when body is not given). */
-  const flushGroup = (body?: Buffer) => {
+  /**
+   * Sends the open group: rows [0, bytes) of `body` (the caller recycles it), or the encoder's
+   * rows when body is not given. Returns the write, if there is one.
+   */
+  const flushGroup = (body?: Buffer): Promise<void> | undefined => {
     const g = group
-    if (!g) return
+    if (!g) return undefined
     group = undefined
     const rowsBody = body ?? encoder.take()
+    let written: Promise<void> | undefined
     if (g.rows === 0) g.stored.resolve()
     else {
       // A lone small file goes the same way (pending row, group token), not under its own batch
       // token: the same file sent alone under teiten:<id>:0 before a crash and with others
       // under a group token after it was counted twice (test/ops/crash.test.ts, seed 20240101).
       const token = groupToken(g.members.map((m) => m.fileId))
-      track(sink.writeGroup!({ token, members: g.members, rows: g.rows, body: rowsBody })).then(
-        g.stored.resolve,
-        g.stored.reject,
-      )
+      written = track(sink.writeGroup!({ token, members: g.members, rows: g.rows, body: rowsBody }))
+      written.then(g.stored.resolve, g.stored.reject)
     }
+    if (body === undefined) recycleAfter(rowsBody, [written])
+    return written
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -420,13 +429,15 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       if (rows === 0) return
       const body = encoder.take()
       // The file outgrew a group: the rows before it go as the group, its own as batch 0.
-      if (startRows > 0) flushGroup(body.subarray(0, startOffset))
+      const groupWritten = startRows > 0 ? flushGroup(body.subarray(0, startOffset)) : undefined
       const own = startOffset > 0 ? body.subarray(startOffset) : body
       startOffset = 0
       startRows = 0
-      batches.push(
-        track(sink.writeBatch({ fileId: tokenId, sensor: file.sensor, batchNo: batchNo++, rows, body: own })),
+      const written = track(
+        sink.writeBatch({ fileId: tokenId, sensor: file.sensor, batchNo: batchNo++, rows, body: own }),
       )
+      batches.push(written)
+      recycleAfter(body, [groupWritten, written])
     }
     const result: ReadResult = { stats, batches }
     try {
@@ -667,9 +678,11 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       reads.push({ file, fileId: member.fileId, contentId, r })
     }
     const records = reads.map(({ file, fileId, r }) => recordOf(file, fileId, r))
+    const recovered = encoder.take()
     const stored = track(
-      sink.writeGroup!({ token, members: records, rows: encoder.rows, body: encoder.take(), recovery: true }),
+      sink.writeGroup!({ token, members: records, rows: encoder.rows, body: recovered, recovery: true }),
     )
+    recycleAfter(recovered, [stored])
     let mine: { r: ReadResult; record: FileRecord; stored: Promise<void> } | undefined
     for (let k = 0; k < reads.length; k++) {
       const { file, fileId, contentId, r } = reads[k]!

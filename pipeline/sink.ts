@@ -64,6 +64,11 @@ export interface EventSink {
   lookupFiles?(fileIds: string[]): Promise<Map<string, LedgerEntry>>
   /** Members of interrupted group inserts; required with writeGroup. */
   groupMembers?(groups: string[]): Promise<Map<string, GroupMember[]>>
+  /**
+   * The batch's body (and a group's) is the sink's until the returned promise settles; then the
+   * pipeline writes later batches into it (core/buffer-pool.ts): a sink that keeps it longer
+   * keeps a copy.
+   */
   writeBatch(batch: EventBatch): Promise<void>
   /**
    * Of these raw-bytes ids, those of files whose rows a version before 0.3 stored in part

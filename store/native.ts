@@ -1,3 +1,4 @@
+import type { BufferPool } from '../core/buffer-pool.js'
 import { TeitenError } from '../core/errors.js'
 import { FIXED_BYTES_AFTER_SENSOR } from './rowbinary.js'
 import { EVENT_COLUMNS } from './schema.js'
@@ -223,10 +224,10 @@ function copyAddress(to: DataView, at: number, from: DataView, offset: number): 
 }
 
 /**
- * The events rows of `body` as one Native block. Throws STORE_INSERT_FAILED naming the row and
+ * The events rows of `body` as one Native block, in a buffer from `blocks` when given. Throws STORE_INSERT_FAILED naming the row and
  * byte offset when the body is not whole rows of EVENT_COLUMNS.
  */
-export function eventsRowBinaryToNative(body: Buffer): Buffer {
+export function eventsRowBinaryToNative(body: Buffer, blocks?: BufferPool): Buffer {
   const n = body.length
   // Pass 1: where each row starts, and the dictionary index of its three strings.
   const sensors = new BlockDictionary(body)
@@ -268,7 +269,7 @@ export function eventsRowBinaryToNative(body: Buffer): Buffer {
     lcBytes(sensors) +
     lcBytes(countries) +
     lcBytes(files)
-  const out = Buffer.allocUnsafe(total)
+  const out = blocks ? blocks.take(total) : Buffer.allocUnsafe(total)
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
   const src = new DataView(body.buffer, body.byteOffset, body.byteLength)
 

@@ -1,3 +1,4 @@
+import { BufferPool } from '../core/buffer-pool.js'
 import { DecodedUdpPacket, type Enrichment, type UdpPacket } from '../core/event.js'
 
 /**
@@ -109,10 +110,12 @@ export class EventRowEncoder {
   private fileId: Words = wordsOf(encodeString(''))
   private readonly countryCache = new Map<string, Buffer>()
   private readonly initialBytes: number
+  /** Taken bodies come back through recycle() once the sink is done with them (core/buffer-pool.ts). */
+  private readonly pool = new BufferPool(1)
 
   constructor(initialBytes = 1 << 20) {
     this.initialBytes = Math.max(MAX_ROW_BYTES, initialBytes)
-    this.buffer = Buffer.allocUnsafe(this.initialBytes)
+    this.buffer = this.pool.take(this.initialBytes)
     this.view = viewOf(this.buffer)
   }
 
@@ -130,7 +133,7 @@ export class EventRowEncoder {
   }
 
   private grow(extra: number): void {
-    const next = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.offset + extra))
+    const next = this.pool.take(Math.max(this.buffer.length * 2, this.offset + extra))
     this.buffer.copy(next, 0, 0, this.offset)
     this.buffer = next
     this.view = viewOf(next)
@@ -189,6 +192,14 @@ export class EventRowEncoder {
     this.count++
   }
 
+  /**
+   * A body take() returned, for a later batch to be written into: only once nothing reads it
+   * any more (its sink's write settled). Any view of it will do.
+   */
+  recycle(body: Buffer): void {
+    this.pool.give(body)
+  }
+
   /** Forgets the rows after the first `rows` rows, which end at byte `offset` (a file read only in part). */
   rollback(offset: number, rows: number): void {
     if (offset > this.offset || rows > this.count) throw new RangeError('rollback past the end')
@@ -202,7 +213,7 @@ export class EventRowEncoder {
    */
   take(): Buffer {
     const out = this.buffer.subarray(0, this.offset)
-    this.buffer = Buffer.allocUnsafe(Math.max(this.initialBytes, this.offset + MAX_ROW_BYTES))
+    this.buffer = this.pool.take(Math.max(this.initialBytes, this.offset + MAX_ROW_BYTES))
     this.view = viewOf(this.buffer)
     this.offset = 0
     this.count = 0

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { TeitenError, wrapError } from '../core/errors.js'
+import { BufferPool } from '../core/buffer-pool.js'
 import { eventsRowBinaryToNative } from './native.js'
 import { EVENT_STRUCTURE } from './schema.js'
 
@@ -105,6 +106,8 @@ export const httpBodyInserter: BodyInserter<InsertBody> = {
 
 export class ClickHouseStore implements Store {
   private tail: Promise<unknown> = Promise.resolve()
+  /** Native blocks of events inserts, used again once their insert is over (core/buffer-pool.ts). */
+  private readonly nativeBlocks = new BufferPool(1)
 
   constructor(
     readonly kind: 'embedded' | 'server',
@@ -155,7 +158,7 @@ export class ClickHouseStore implements Store {
       // Rewritten before waiting for the turn: the engine is busy with the previous insert.
       prepared =
         table === 'events' && structure === EVENT_STRUCTURE
-          ? { format: 'Native', bytes: eventsRowBinaryToNative(body) }
+          ? { format: 'Native', bytes: eventsRowBinaryToNative(body, this.nativeBlocks) }
           : { format: 'RowBinary', structure, bytes: body }
     } catch (err) {
       return Promise.reject(wrapError(err, 'STORE_INSERT_FAILED', { table, dedupToken }))
@@ -177,6 +180,8 @@ export class ClickHouseStore implements Store {
         await this.insertNow(table, ready, dedupToken)
       } finally {
         this.inserter.release(ready)
+        // Staged (written to the body file) or sent: nothing reads the block any more.
+        if (prepared.format === 'Native') this.nativeBlocks.give(prepared.bytes)
       }
     })
   }

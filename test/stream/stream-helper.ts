@@ -75,7 +75,8 @@ export async function expectedOf(paths: string[]): Promise<Expected> {
   const sink: EventSink = {
     lookupFile: async () => undefined,
     writeBatch: async (b) => {
-      batches.push(b)
+      // Kept past the write: a copy (the pipeline writes the next batches into this body).
+      batches.push({ ...b, body: Buffer.from(b.body) })
     },
     finishFile: async (r) => {
       records.push(r)
