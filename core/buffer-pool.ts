@@ -5,10 +5,10 @@
  * block) was new memory outside V8's heap, and V8 answers that much external memory with a full
  * collection: the 20M-packet bench capture's ingest ran 51 mark-compacts on the main thread
  * (`node --trace-gc`), 5 with the two buffers reused; the pages of a fresh buffer are also
- * faulted in and zeroed by the kernel on first touch.
- * `teiten ingest` of that capture, three runs each interleaved with the build before: 27.9-28.8
- * CPU s against 29.4-31.7 (one run at 35.0 on a busy host); its spool of 7,704 files 41.3-43.4
- * against 44.9-46.8.
+ * faulted in and zeroed by the kernel on first touch. The spool of 7,704 files, five runs each
+ * interleaved with the build before: 27.1-31.6 s and 44.6-51.8 CPU s against 29.4-32.8 s and
+ * 48.6-54.0 (faster in every pair); the single file: no difference the shared host resolves.
+ * One buffer held per pool: the next batch takes it as soon as a write settles.
  */
 export class BufferPool {
   private readonly free: Buffer[] = []
@@ -37,7 +37,10 @@ export class BufferPool {
     return made.subarray(0, bytes)
   }
 
-  /** Gives back a buffer take() returned (any view of it; others are ignored). The caller must not use it again. */
+  /**
+   * Gives back a buffer take() returned (any view of it; other buffers are ignored). The caller
+   * must not use it again.
+   */
   give(view: Buffer): void {
     if (!this.made.has(view.buffer)) return
     const whole = Buffer.from(view.buffer, 0, view.buffer.byteLength)

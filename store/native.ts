@@ -224,8 +224,9 @@ function copyAddress(to: DataView, at: number, from: DataView, offset: number): 
 }
 
 /**
- * The events rows of `body` as one Native block, in a buffer from `blocks` when given. Throws STORE_INSERT_FAILED naming the row and
- * byte offset when the body is not whole rows of EVENT_COLUMNS.
+ * The events rows of `body` as one Native block, in a buffer from `blocks` when given. Throws
+ * STORE_INSERT_FAILED naming the row and byte offset when the body is not whole rows of
+ * EVENT_COLUMNS.
  */
 export function eventsRowBinaryToNative(body: Buffer, blocks?: BufferPool): Buffer {
   const n = body.length
