@@ -19,7 +19,12 @@ interface Request {
 
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
 const { identityAndContent } = (await import(new URL(`./identity-core${ext}`, import.meta.url).href)) as {
-  identityAndContent: (path: string, limits: GzipLimits) => Promise<{ ids: FileIds; content?: CaptureContent }>
+  identityAndContent: (
+    path: string,
+    limits: GzipLimits,
+    yieldNow: undefined,
+    scratch: Buffer,
+  ) => Promise<{ ids: FileIds; content?: CaptureContent }>
 }
 const { limits, contentBudgetBytes } = workerData as { limits: GzipLimits; contentBudgetBytes: number }
 
@@ -27,13 +32,21 @@ const { limits, contentBudgetBytes } = workerData as { limits: GzipLimits; conte
 const held = new Map<number, number>()
 let heldBytes = 0
 
-/** An ArrayBuffer holding exactly `bytes`, which the worker may give away. */
+/**
+ * An ArrayBuffer starting with `bytes`, which the worker may give away. gunzipSync's result is
+ * a view of its one output chunk, a byte longer (identity-core.ts gunzipChunk): given away whole.
+ * Views into Node's shared pool (small buffers) or into larger buffers are copied: giving those
+ * away would detach memory the worker still uses.
+ */
 function ownBuffer(bytes: Buffer): ArrayBuffer {
-  // readFileSync and gunzipSync return views into larger (or pooled) buffers at times; giving
-  // those away would detach memory the worker still uses.
-  if (bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length) return bytes.buffer as ArrayBuffer
+  const whole = bytes.buffer
+  const own = bytes.byteOffset === 0 && whole.byteLength > Buffer.poolSize && whole.byteLength - bytes.length <= 1
+  if (own && whole instanceof ArrayBuffer) return whole
   return new Uint8Array(bytes).buffer
 }
+
+/** Compressed bytes of small gzip files, read into the same buffer one after the other. */
+const scratch = Buffer.allocUnsafeSlow(limits.smallBytes)
 
 // One file at a time, in the order asked: the reader waits for them in that order.
 let tail: Promise<unknown> = Promise.resolve()
@@ -45,7 +58,7 @@ parentPort!.on('message', ({ files, consumedBelow }: Request) => {
   }
   for (const { id, path } of files) {
     tail = tail
-      .then(() => identityAndContent(path, limits))
+      .then(() => identityAndContent(path, limits, undefined, scratch))
       .then(
         ({ ids, content }) => {
           if (content === undefined || heldBytes + content.data.length > contentBudgetBytes) {
@@ -55,7 +68,7 @@ parentPort!.on('message', ({ files, consumedBelow }: Request) => {
           const n = content.data.length // before the transfer detaches it
           const data = ownBuffer(content.data)
           try {
-            parentPort!.postMessage({ id, ids, content: { ...content, data } }, [data])
+            parentPort!.postMessage({ id, ids, content: { ...content, data, length: n } }, [data])
           } catch {
             // Not transferable after all: the reader reads the file itself; it must get the answer.
             parentPort!.postMessage({ id, ids })

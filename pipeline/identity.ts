@@ -59,8 +59,8 @@ const WORKER_URL = new URL(`./identity-worker${import.meta.url.endsWith('.ts') ?
 interface Reply {
   id: number
   ids?: FileIds
-  /** CaptureContent with its bytes as the ArrayBuffer the worker gave away. */
-  content?: Omit<CaptureContent, 'data'> & { data: ArrayBuffer }
+  /** CaptureContent with its bytes as the first `length` bytes of the ArrayBuffer the worker gave away. */
+  content?: Omit<CaptureContent, 'data'> & { data: ArrayBuffer; length: number }
   error?: { message: string; code?: string; syscall?: string }
 }
 
@@ -195,8 +195,8 @@ export class FileIdentities {
       this.waiting.delete(reply.id)
       // The reader may have passed this file by (skipped it) before its content arrived.
       if (reply.content && reply.id >= this.consumedBelow) {
-        const { data, gzip, fileBytes } = reply.content
-        this.contents.set(reply.id, { data: Buffer.from(data), gzip, fileBytes })
+        const { data, length, gzip, fileBytes } = reply.content
+        this.contents.set(reply.id, { data: Buffer.from(data, 0, length), gzip, fileBytes })
       }
       if (reply.ids !== undefined) w.resolve(reply.ids)
       else w.reject(readFailed(this.paths[reply.id]!, reply.error ?? {}))

@@ -24,8 +24,13 @@ import { groupToken } from './sink.js'
  * before the crash are not recognised (0.1 was never released).
  */
 export const BATCH_ROWS = 262_144
-/** Inserts handed to the sink but not yet stored: parsing runs ahead of storage by this much. */
-const MAX_IN_FLIGHT = 2
+/**
+ * Inserts handed to the sink but not yet stored: parsing runs ahead of storage by this much.
+ * Three: two run side by side on the embedded store's insert connections (store/open.ts
+ * INSERT_CONNECTIONS) while the next is staged. Their rows are held by the store, not here: the
+ * store sink hands each body back once it has its own block (onBodyRead).
+ */
+const MAX_IN_FLIGHT = 3
 /** A group insert of small files is sent once it holds this many rows or files. */
 const GROUP_ROWS = BATCH_ROWS
 const GROUP_FILES = 2000
@@ -339,9 +344,36 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     if (sinkError) throw sinkError
   }
 
-  /** The encoder writes into a taken body again once every write that reads it has settled. */
-  const recycleAfter = (body: Buffer, writes: (Promise<void> | undefined)[]) => {
-    void Promise.allSettled(writes).then(() => encoder.recycle(body))
+  /**
+   * The encoder writes into a taken body again once every write that reads it is done with it:
+   * the sink said so (onBodyRead: the store, once it has its own block) or the write settled.
+   */
+  interface BodyLoan {
+    /** Makes one more write that reads the body; it gets the callback to pass as onBodyRead. */
+    write(send: (onBodyRead: () => void) => Promise<void>): Promise<void>
+    /** Every write that reads the body has been made. */
+    close(): void
+  }
+  const lend = (body: Buffer): BodyLoan => {
+    let readers = 1 // the lender's own, until close()
+    const done = () => {
+      if (--readers === 0) encoder.recycle(body)
+    }
+    return {
+      write(send) {
+        readers++
+        let called = false
+        const release = () => {
+          if (called) return
+          called = true
+          done()
+        }
+        const written = send(release)
+        written.then(release, release)
+        return written
+      },
+      close: done,
+    }
   }
 
   let group: OpenGroup | undefined
@@ -349,11 +381,12 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
    * Sends the open group: rows [0, bytes) of `body` (the caller recycles it), or the encoder's
    * rows when body is not given. Returns the write, if there is one.
    */
-  const flushGroup = (body?: Buffer): Promise<void> | undefined => {
+  const flushGroup = (body?: Buffer, loan?: BodyLoan): Promise<void> | undefined => {
     const g = group
     if (!g) return undefined
     group = undefined
     const rowsBody = body ?? encoder.take()
+    const groupLoan = loan ?? lend(rowsBody)
     let written: Promise<void> | undefined
     if (g.rows === 0) g.stored.resolve()
     else {
@@ -361,10 +394,12 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       // token: the same file sent alone under teiten:<id>:0 before a crash and with others
       // under a group token after it was counted twice (test/ops/crash.test.ts, seed 20240101).
       const token = groupToken(g.members.map((m) => m.fileId))
-      written = track(sink.writeGroup!({ token, members: g.members, rows: g.rows, body: rowsBody }))
+      written = groupLoan.write((onBodyRead) =>
+        track(sink.writeGroup!({ token, members: g.members, rows: g.rows, body: rowsBody, onBodyRead })),
+      )
       written.then(g.stored.resolve, g.stored.reject)
     }
-    if (body === undefined) recycleAfter(rowsBody, [written])
+    if (!loan) groupLoan.close()
     return written
   }
 
@@ -428,16 +463,18 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       const rows = encoder.rows - startRows
       if (rows === 0) return
       const body = encoder.take()
+      const loan = lend(body)
       // The file outgrew a group: the rows before it go as the group, its own as batch 0.
-      const groupWritten = startRows > 0 ? flushGroup(body.subarray(0, startOffset)) : undefined
+      if (startRows > 0) flushGroup(body.subarray(0, startOffset), loan)
       const own = startOffset > 0 ? body.subarray(startOffset) : body
       startOffset = 0
       startRows = 0
-      const written = track(
-        sink.writeBatch({ fileId: tokenId, sensor: file.sensor, batchNo: batchNo++, rows, body: own }),
+      const no = batchNo++
+      const written = loan.write((onBodyRead) =>
+        track(sink.writeBatch({ fileId: tokenId, sensor: file.sensor, batchNo: no, rows, body: own, onBodyRead })),
       )
       batches.push(written)
-      recycleAfter(body, [groupWritten, written])
+      loan.close()
     }
     const result: ReadResult = { stats, batches }
     try {
@@ -678,11 +715,13 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       reads.push({ file, fileId: member.fileId, contentId, r })
     }
     const records = reads.map(({ file, fileId, r }) => recordOf(file, fileId, r))
+    const rows = encoder.rows
     const recovered = encoder.take()
-    const stored = track(
-      sink.writeGroup!({ token, members: records, rows: encoder.rows, body: recovered, recovery: true }),
+    const loan = lend(recovered)
+    const stored = loan.write((onBodyRead) =>
+      track(sink.writeGroup!({ token, members: records, rows, body: recovered, recovery: true, onBodyRead })),
     )
-    recycleAfter(recovered, [stored])
+    loan.close()
     let mine: { r: ReadResult; record: FileRecord; stored: Promise<void> } | undefined
     for (let k = 0; k < reads.length; k++) {
       const { file, fileId, contentId, r } = reads[k]!

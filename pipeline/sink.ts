@@ -8,6 +8,8 @@ export interface EventBatch {
   batchNo: number
   rows: number
   body: Buffer
+  /** See EventSink.writeBatch: the sink may call it once it no longer reads `body`. */
+  onBodyRead?: () => void
 }
 
 /** The ledger's record of a file that was read (completely, or up to a fault). */
@@ -53,6 +55,8 @@ export interface EventGroup {
   members: FileRecord[]
   rows: number
   body: Buffer
+  /** See EventSink.writeBatch. */
+  onBodyRead?: () => void
   /** Storing an interrupted group again: its members are already recorded as pending. */
   recovery?: boolean
 }
@@ -65,9 +69,11 @@ export interface EventSink {
   /** Members of interrupted group inserts; required with writeGroup. */
   groupMembers?(groups: string[]): Promise<Map<string, GroupMember[]>>
   /**
-   * The batch's body (and a group's) is the sink's until the returned promise settles; then the
-   * pipeline writes later batches into it (core/buffer-pool.ts): a sink that keeps it longer
-   * keeps a copy.
+   * The batch's body (and a group's) is the sink's until the returned promise settles, or until
+   * the sink calls the batch's `onBodyRead`, if sooner; then the pipeline writes later batches
+   * into it (core/buffer-pool.ts): a sink that keeps it longer keeps a copy. The store sink
+   * calls `onBodyRead` as soon as it has turned the rows into its own block, so the encoder's
+   * buffer is not held while the insert waits and runs.
    */
   writeBatch(batch: EventBatch): Promise<void>
   /**

@@ -1,7 +1,7 @@
 import { Agent, request } from 'node:http'
 import { type ErrorCode, ERROR_CODES, TeitenError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
-import type { QueryParams, Settings, Store } from './store.js'
+import type { InsertOptions, QueryParams, Settings, Store } from './store.js'
 
 /** A Store that forwards every call to the teiten process holding the embedded directory. */
 class DelegatedStore implements Store {
@@ -61,11 +61,22 @@ class DelegatedStore implements Store {
     await this.call('/command', JSON.stringify({ sql, params, settings }), 'application/json')
   }
 
-  async insertRowBinary(table: string, structure: string, body: Buffer, dedupToken?: string): Promise<void> {
-    if (body.length === 0) return
-    const q = new URLSearchParams({ table, structure })
-    if (dedupToken !== undefined) q.set('token', dedupToken)
-    await this.call(`/insert?${q}`, body, 'application/octet-stream')
+  async insertRowBinary(
+    table: string,
+    structure: string,
+    body: Buffer,
+    dedupToken?: string,
+    options: InsertOptions = {},
+  ): Promise<void> {
+    try {
+      if (options.after) await options.after
+      if (body.length === 0) return
+      const q = new URLSearchParams({ table, structure })
+      if (dedupToken !== undefined) q.set('token', dedupToken)
+      await this.call(`/insert?${q}`, body, 'application/octet-stream')
+    } finally {
+      options.onBodyRead?.()
+    }
   }
 
   async close(): Promise<void> {

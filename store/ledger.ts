@@ -230,7 +230,9 @@ export class StoreSink implements EventSink {
   }
 
   writeBatch(batch: EventBatch): Promise<void> {
-    return this.store.insertRowBinary('events', EVENT_STRUCTURE, batch.body, batchToken(batch.fileId, batch.batchNo))
+    return this.store.insertRowBinary('events', EVENT_STRUCTURE, batch.body, batchToken(batch.fileId, batch.batchNo), {
+      onBodyRead: batch.onBodyRead,
+    })
   }
 
   /**
@@ -239,15 +241,20 @@ export class StoreSink implements EventSink {
    * insert and the ledger rows that complete them) stores the same members again under the same
    * token, which ClickHouse drops if the first insert got through (pipeline/ingest.ts).
    */
-  async writeGroup(group: EventGroup): Promise<void> {
-    if (!group.recovery) {
-      await recordFiles(this.store, group.members, {
-        status: 'pending',
-        group: group.token,
-        token: `intent:${group.token}`,
-      })
-    }
-    await this.store.insertRowBinary('events', EVENT_STRUCTURE, group.body, group.token)
+  writeGroup(group: EventGroup): Promise<void> {
+    // The body is handed over at once (the store reads it before the insert's turn); the insert
+    // itself waits for the pending rows.
+    const intent = group.recovery
+      ? undefined
+      : recordFiles(this.store, group.members, {
+          status: 'pending',
+          group: group.token,
+          token: `intent:${group.token}`,
+        })
+    return this.store.insertRowBinary('events', EVENT_STRUCTURE, group.body, group.token, {
+      after: intent,
+      onBodyRead: group.onBodyRead,
+    })
   }
 
   finishFile(record: FileRecord): Promise<void> {

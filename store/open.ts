@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
-import { writeFile } from 'node:fs/promises'
+import { mkdirSync, readFileSync, rmSync, unlinkSync, writeFile, writeFileSync } from 'node:fs'
+import { promisify } from 'node:util'
 import { join, resolve } from 'node:path'
 import { createClient } from '@clickhouse/client'
 import { TeitenError } from '../core/errors.js'
@@ -54,6 +54,18 @@ export function embeddedPaths(dataDir: string) {
  * rows: 1.02 s vs 0.31 s of CPU, SELECT … FORMAT Null); the INSERT then converts whole
  * columns at once.
  */
+/**
+ * One write of the whole body. `fs/promises` writeFile writes in 512 KiB pieces, each a round
+ * trip through libuv's pool and back to the main thread, which is decoding the next batch and
+ * answers between chunks of the capture: a 19 MB block took 0.2-0.4 s to stage while both
+ * insert connections waited for it (traced: three batches staged within 0.02 s of each other,
+ * 0.2 s after the first was handed over). The callback form writes it in one call.
+ * `teiten ingest` of the 20M-packet bench capture, six runs interleaved with fs/promises:
+ * 14.75-17.28 s against 15.99-17.72 s (faster in five), ~1 CPU s less, peak RSS 692-713 MiB
+ * against 730-768; its spool 23.99 / 24.05 s against 25.71 / 25.99 s.
+ */
+const writeWhole = promisify(writeFile)
+
 interface StagedFile {
   path: string
   body: InsertBody
@@ -61,10 +73,11 @@ interface StagedFile {
 
 function fileBodyInserter(tmpDir: string): BodyInserter<StagedFile> {
   return {
+    copiesOnStage: true,
     async stage(body) {
       const path = join(tmpDir, `${randomUUID()}.${body.format.toLowerCase()}`)
       try {
-        await writeFile(path, body.bytes)
+        await writeWhole(path, body.bytes)
       } catch (err) {
         rmSync(path, { force: true })
         throw err
@@ -94,6 +107,26 @@ function fileBodyInserter(tmpDir: string): BodyInserter<StagedFile> {
     },
   }
 }
+
+type ChdbConnection = Parameters<typeof createClient>[0] extends infer C
+  ? C extends { connection?: infer X }
+    ? X
+    : never
+  : never
+
+/**
+ * Connections of the embedded store that only insert, besides the one for statements. chDB runs
+ * one statement per connection at a time, and connections to one directory side by side (two
+ * 1.4 s queries: 2.65 s on one connection, 1.38 s on two). With one connection the 20M-packet
+ * bench capture's 65 inserts ran back to back with the process at 1.6-1.9 of its 2 cores: an
+ * insert's views start side by side and end one by one. Two let the next insert fill that
+ * tail; the statement connection keeps ledger lookups and dashboard queries from waiting behind
+ * inserts. `teiten ingest` of that capture, six runs interleaved with one connection (load
+ * 1.1-2.8): faster in five, 16.53-18.53 s against 17.30-20.41 s, at the same CPU; the spool of
+ * 7,704 files 23.6-24.9 s against 25.6-26.1 s. Two inserts hold more of the engine's memory at
+ * once (+80-100 MiB), paid for by handing batch bodies back early (pipeline/sink.ts onBodyRead).
+ */
+export const INSERT_CONNECTIONS = 2
 
 function isLockError(err: unknown): boolean {
   const text = `${(err as Error)?.message ?? ''} ${String((err as { cause?: unknown })?.cause ?? '')}`
@@ -185,21 +218,25 @@ async function openEmbedded(options: OpenStoreOptions): Promise<Store> {
     throw new TeitenError('STORE_LOCKED', lockedMessage(paths.root, holder), { file: paths.root }, { cause: err })
   }
   // chdb ships its own copy of client-common's types; the runtime contract is the same.
-  const client = createClient({
-    connection: connection as unknown as Parameters<typeof createClient>[0] extends infer C
-      ? C extends { connection?: infer X }
-        ? X
-        : never
-      : never,
-  })
+  const client = createClient({ connection: connection as unknown as ChdbConnection })
+  // Connections to the directory this process holds already: no lock to take.
+  const insertClients = Array.from({ length: INSERT_CONNECTIONS }, () =>
+    createClient({ connection: createChdbConnection({ path: paths.engine }) as unknown as ChdbConnection }),
+  )
   let host: StoreHost | undefined
-  const store = new ClickHouseStore('embedded', client, fileBodyInserter(paths.tmp) as BodyInserter, async () => {
-    await host?.close()
-    try {
-      const owner = readOwner(paths.owner)
-      if (owner?.pid === process.pid) unlinkSync(paths.owner)
-    } catch {}
-  })
+  const store = new ClickHouseStore(
+    'embedded',
+    client,
+    fileBodyInserter(paths.tmp) as BodyInserter,
+    async () => {
+      await host?.close()
+      try {
+        const owner = readOwner(paths.owner)
+        if (owner?.pid === process.pid) unlinkSync(paths.owner)
+      } catch {}
+    },
+    insertClients,
+  )
   await migrate(store, { retentionDays: options.retentionDays })
   if (options.host !== false) {
     host = await startStoreHost(store, paths.socket, options.logger)

@@ -101,6 +101,8 @@ function put32(b: Uint8Array, o: number, v: number): void {
   b[o + 3] = v >>> 24
 }
 
+const EMPTY = Buffer.alloc(0)
+
 export class EventRowEncoder {
   private buffer: Buffer
   private view: DataView
@@ -110,11 +112,13 @@ export class EventRowEncoder {
   private fileId: Words = wordsOf(encodeString(''))
   private readonly countryCache = new Map<string, Buffer>()
   private readonly initialBytes: number
+  private nextBytes: number
   /** Taken bodies come back through recycle() once the sink is done with them (core/buffer-pool.ts). */
   private readonly pool = new BufferPool(1)
 
   constructor(initialBytes = 1 << 20) {
     this.initialBytes = Math.max(MAX_ROW_BYTES, initialBytes)
+    this.nextBytes = this.initialBytes
     this.buffer = this.pool.take(this.initialBytes)
     this.view = viewOf(this.buffer)
   }
@@ -133,6 +137,12 @@ export class EventRowEncoder {
   }
 
   private grow(extra: number): void {
+    if (this.buffer.length === 0) {
+      // The first row after take(): the body taken is usually back in the pool by now.
+      this.buffer = this.pool.take(Math.max(this.nextBytes, extra))
+      this.view = viewOf(this.buffer)
+      return
+    }
     const next = this.pool.take(Math.max(this.buffer.length * 2, this.offset + extra))
     this.buffer.copy(next, 0, 0, this.offset)
     this.buffer = next
@@ -194,7 +204,7 @@ export class EventRowEncoder {
 
   /**
    * A body take() returned, for a later batch to be written into: only once nothing reads it
-   * any more (its sink's write settled). Any view of it will do.
+   * any more (its sink is done with it: pipeline/ingest.ts `lend`). Any view of it will do.
    */
   recycle(body: Buffer): void {
     this.pool.give(body)
@@ -213,8 +223,11 @@ export class EventRowEncoder {
    */
   take(): Buffer {
     const out = this.buffer.subarray(0, this.offset)
-    this.buffer = this.pool.take(Math.max(this.initialBytes, this.offset + MAX_ROW_BYTES))
-    this.view = viewOf(this.buffer)
+    // The next buffer is taken when the next row comes: by then the store sink has made its own
+    // block of this body and handed it back, so one buffer serves every batch.
+    this.nextBytes = Math.max(this.initialBytes, this.offset + MAX_ROW_BYTES)
+    this.buffer = EMPTY
+    this.view = viewOf(EMPTY)
     this.offset = 0
     this.count = 0
     return out

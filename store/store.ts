@@ -25,8 +25,28 @@ export interface Store {
    * `dedupToken` makes a retried insert of the same block a no-op (ClickHouse insert
    * deduplication, materialized views included).
    */
-  insertRowBinary(table: string, structure: string, body: Buffer, dedupToken?: string): Promise<void>
+  insertRowBinary(
+    table: string,
+    structure: string,
+    body: Buffer,
+    dedupToken?: string,
+    options?: InsertOptions,
+  ): Promise<void>
   close(): Promise<void>
+}
+
+export interface InsertOptions {
+  /**
+   * The insert runs once this settles, and not at all if it fails (its error is the insert's):
+   * a ledger statement that must be stored first. Statements and inserts may run side by side
+   * (the embedded store's insert connections), so the order is the caller's to ask for.
+   */
+  after?: Promise<unknown>
+  /**
+   * Called once the store no longer reads `body` (before the insert settles when it copies the
+   * body first); the caller may then write into it again.
+   */
+  onBodyRead?: () => void
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
@@ -78,10 +98,12 @@ export type InsertBody = { format: 'RowBinary'; structure: string; bytes: Buffer
 
 /**
  * How the body reaches the engine differs; everything else is one code path. `stage` runs as
- * soon as a batch is handed over, `insert` when the store's turn comes (the embedded engine
- * runs one statement at a time), `release` after it, whatever the outcome.
+ * soon as a batch is handed over, `insert` when its connection's turn comes (the embedded
+ * engine runs one statement at a time per connection), `release` after it, whatever the outcome.
  */
 export interface BodyInserter<Staged = unknown> {
+  /** Whether a staged body holds its own copy of the bytes (the caller's buffer is free once staged). */
+  readonly copiesOnStage: boolean
   stage(body: InsertBody): Promise<Staged>
   insert(client: ClickHouseClient, table: string, staged: Staged, settings: Settings): Promise<void>
   release(staged: Staged): void
@@ -89,6 +111,7 @@ export interface BodyInserter<Staged = unknown> {
 
 /** ClickHouse server over HTTP: the body is streamed as the request body. */
 export const httpBodyInserter: BodyInserter<InsertBody> = {
+  copiesOnStage: false,
   stage: async (body) => body,
   async insert(client, table, body, settings) {
     const result = await client.exec({
@@ -104,91 +127,153 @@ export const httpBodyInserter: BodyInserter<InsertBody> = {
   release: () => {},
 }
 
-export class ClickHouseStore implements Store {
-  private tail: Promise<unknown> = Promise.resolve()
-  /** Native blocks of events inserts, used again once their insert is over (core/buffer-pool.ts). */
-  private readonly nativeBlocks = new BufferPool(1)
+/** One connection's queue of statements (the embedded engine runs one at a time per connection). */
+interface Lane {
+  client: ClickHouseClient
+  tail: Promise<unknown>
+  queued: number
+}
 
-  constructor(
-    readonly kind: 'embedded' | 'server',
-    private readonly client: ClickHouseClient,
-    private readonly inserter: BodyInserter,
-    private readonly onClose: () => Promise<void> = async () => {},
-  ) {}
+export class ClickHouseStore implements Store {
+  private readonly main: Lane
+  /** Connections that only insert: statements never wait behind an insert (embedded). */
+  private readonly insertLanes: Lane[]
+  /** Native blocks of events inserts, used again once their insert no longer reads them (core/buffer-pool.ts). */
+  private readonly nativeBlocks: BufferPool
 
   /**
-   * The embedded engine runs one statement at a time, and a failed statement is followed by a
-   * throwaway query in the same turn: chDB 3.4 hands the partial output of a query that failed
-   * while streaming to whichever query runs next on the session (seen: 3.4 MB of a timed-out
-   * SELECT prepended to a later `SELECT 1`). A server answers each HTTP request apart.
+   * `insertClients`: further connections to the same embedded engine, for inserts. chDB runs
+   * one statement at a time per connection but connections to one directory side by side, and
+   * an insert's views end on fewer threads than they start on: with one connection the 20M-packet
+   * bench capture's 65 inserts ran back to back with the two cores ~1.7 busy; with two insert
+   * connections the next insert fills the gap (see INSERT_CONNECTIONS in store/open.ts).
    */
-  private turn<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.kind === 'server') return fn()
+  constructor(
+    readonly kind: 'embedded' | 'server',
+    client: ClickHouseClient,
+    private readonly inserter: BodyInserter,
+    private readonly onClose: () => Promise<void> = async () => {},
+    insertClients: ClickHouseClient[] = [],
+  ) {
+    this.main = { client, tail: Promise.resolve(), queued: 0 }
+    this.insertLanes = insertClients.map((c) => ({ client: c, tail: Promise.resolve(), queued: 0 }))
+    this.nativeBlocks = new BufferPool(Math.max(1, this.insertLanes.length))
+  }
+
+  /**
+   * Runs `fn` in its turn on `lane`. The embedded engine runs one statement at a time per
+   * connection, and a failed statement is followed by a throwaway query in the same turn: chDB
+   * 3.4 hands the partial output of a query that failed while streaming to whichever query runs
+   * next on the connection (seen: 3.4 MB of a timed-out SELECT prepended to a later `SELECT 1`).
+   * A server answers each HTTP request apart.
+   */
+  private turn<T>(fn: (client: ClickHouseClient) => Promise<T>, lane: Lane = this.main): Promise<T> {
+    if (this.kind === 'server') return fn(lane.client)
+    lane.queued++
     const run = async () => {
       try {
-        return await fn()
+        return await fn(lane.client)
       } catch (err) {
         try {
-          await this.client.query({ query: 'SELECT 1', format: 'TabSeparated' }).then((rs) => rs.text())
+          await lane.client.query({ query: 'SELECT 1', format: 'TabSeparated' }).then((rs) => rs.text())
         } catch {}
         throw err
+      } finally {
+        lane.queued--
       }
     }
-    const result = this.tail.then(run, run)
-    this.tail = result.catch(() => undefined)
+    const result = lane.tail.then(run, run)
+    lane.tail = result.catch(() => undefined)
     return result
   }
 
+  /** The insert connection with the fewest statements queued (the main one if there is none). */
+  private insertLane(): Lane {
+    let best = this.insertLanes[0] ?? this.main
+    for (const lane of this.insertLanes) if (lane.queued < best.queued) best = lane
+    return best
+  }
+
   query<T>(sql: string, params?: QueryParams, settings?: Settings): Promise<T[]> {
-    return this.turn(() => this.queryNow<T>(sql, params, settings))
+    return this.turn((client) => this.queryNow<T>(client, sql, params, settings))
   }
 
   queryRaw(sql: string, params: QueryParams | undefined, format: string, settings?: Settings): Promise<Buffer> {
-    return this.turn(() => this.queryRawNow(sql, params, format, settings))
+    return this.turn((client) => this.queryRawNow(client, sql, params, format, settings))
   }
 
   command(sql: string, params?: QueryParams, settings?: Settings): Promise<void> {
-    return this.turn(() => this.commandNow(sql, params, settings))
+    return this.turn((client) => this.commandNow(client, sql, params, settings))
   }
 
-  insertRowBinary(table: string, structure: string, body: Buffer, dedupToken?: string): Promise<void> {
-    if (body.length === 0) return Promise.resolve()
+  insertRowBinary(
+    table: string,
+    structure: string,
+    body: Buffer,
+    dedupToken?: string,
+    options: InsertOptions = {},
+  ): Promise<void> {
+    const { after, onBodyRead } = options
+    after?.catch(() => {}) // awaited in the turn
+    if (body.length === 0) {
+      onBodyRead?.()
+      return after ? after.then(() => {}) : Promise.resolve()
+    }
     let prepared: InsertBody
     try {
-      // Rewritten before waiting for the turn: the engine is busy with the previous insert.
+      // Rewritten before waiting for the turn: the engine is busy with the inserts ahead.
       prepared =
         table === 'events' && structure === EVENT_STRUCTURE
           ? { format: 'Native', bytes: eventsRowBinaryToNative(body, this.nativeBlocks) }
           : { format: 'RowBinary', structure, bytes: body }
     } catch (err) {
+      onBodyRead?.()
       return Promise.reject(wrapError(err, 'STORE_INSERT_FAILED', { table, dedupToken }))
     }
+    let blockGiven = false
+    const doneWithBytes = () => {
+      if (prepared.format === 'Native') {
+        if (!blockGiven) this.nativeBlocks.give(prepared.bytes)
+        blockGiven = true
+      } else onBodyRead?.()
+    }
+    // The RowBinary body is read: only the Native block is left to read.
+    if (prepared.format === 'Native') onBodyRead?.()
     // Staging (the embedded engine's body file) overlaps the insert ahead in the queue: inside
     // the turn, writing the 20M-packet bench capture's 66 bodies (19 MB each) kept the engine
     // idle 7.8 s of the run's 24 s (median 111 ms per body while the engine and the pipeline
     // held both cores).
     const staged = this.inserter.stage(prepared)
     staged.catch(() => {}) // awaited in the turn; not an unhandled rejection while it waits
-    return this.turn(async () => {
+    // A staged copy (the body file) frees the bytes at once: while two inserts run and a third
+    // waits, their bytes are on disk, not three blocks in memory.
+    if (this.inserter.copiesOnStage) staged.then(doneWithBytes, () => {})
+    return this.turn(async (client) => {
       let ready: unknown
       try {
+        if (after) await after
         ready = await staged
       } catch (err) {
+        doneWithBytes()
         throw wrapError(err, 'STORE_INSERT_FAILED', { table, dedupToken })
       }
       try {
-        await this.insertNow(table, ready, dedupToken)
+        await this.insertNow(client, table, ready, dedupToken)
       } finally {
         this.inserter.release(ready)
-        // Staged (written to the body file) or sent: nothing reads the block any more.
-        if (prepared.format === 'Native') this.nativeBlocks.give(prepared.bytes)
+        doneWithBytes()
       }
-    })
+    }, this.insertLane())
   }
 
-  private async queryNow<T>(sql: string, params?: QueryParams, settings?: Settings): Promise<T[]> {
+  private async queryNow<T>(
+    client: ClickHouseClient,
+    sql: string,
+    params?: QueryParams,
+    settings?: Settings,
+  ): Promise<T[]> {
     try {
-      const rs = await this.client.query({
+      const rs = await client.query({
         query: withSettings(sql, settings),
         format: 'JSONEachRow',
         query_params: params,
@@ -200,6 +285,7 @@ export class ClickHouseStore implements Store {
   }
 
   private async queryRawNow(
+    client: ClickHouseClient,
     sql: string,
     params: QueryParams | undefined,
     format: string,
@@ -207,7 +293,7 @@ export class ClickHouseStore implements Store {
   ): Promise<Buffer> {
     assertIdentifier(format)
     try {
-      const result = await this.client.exec({
+      const result = await client.exec({
         query: `${withSettings(sql, settings)} FORMAT ${format}`,
         query_params: params,
       })
@@ -219,17 +305,27 @@ export class ClickHouseStore implements Store {
     }
   }
 
-  private async commandNow(sql: string, params?: QueryParams, settings?: Settings): Promise<void> {
+  private async commandNow(
+    client: ClickHouseClient,
+    sql: string,
+    params?: QueryParams,
+    settings?: Settings,
+  ): Promise<void> {
     try {
-      await this.client.command({ query: withSettings(sql, settings), query_params: params })
+      await client.command({ query: withSettings(sql, settings), query_params: params })
     } catch (err) {
       throw wrapError(err, 'STORE_QUERY_FAILED', { sql: sql.slice(0, 200) })
     }
   }
 
-  private async insertNow(table: string, staged: unknown, dedupToken?: string): Promise<void> {
+  private async insertNow(
+    client: ClickHouseClient,
+    table: string,
+    staged: unknown,
+    dedupToken?: string,
+  ): Promise<void> {
     try {
-      await this.inserter.insert(this.client, assertIdentifier(table), staged, {
+      await this.inserter.insert(client, assertIdentifier(table), staged, {
         ...INSERT_SETTINGS,
         ...dedupSettings(dedupToken),
       })
@@ -239,7 +335,11 @@ export class ClickHouseStore implements Store {
   }
 
   async close(): Promise<void> {
-    await this.client.close()
+    for (const lane of this.insertLanes) {
+      await lane.tail
+      await lane.client.close()
+    }
+    await this.main.client.close()
     await this.onClose()
   }
 }

@@ -144,7 +144,7 @@ const SECURITY_HEADERS: Record<string, string> = {
 
 export function buildDashboardApp(options: DashboardOptions): FastifyInstance {
   const { logger } = options
-  // The store runs embedded statements one at a time and flushes after failures (store/store.ts).
+  // The store runs embedded statements one at a time per connection and flushes after failures (store/store.ts).
   const store = options.store
   const exportMaxRows = options.exportMaxRows ?? DEFAULT_EXPORT_MAX_ROWS
   const sqlLimits = options.sqlLimits ?? DEFAULT_SQL_LIMITS

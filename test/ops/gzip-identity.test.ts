@@ -200,6 +200,31 @@ describe('the hashing worker hands the reader what it hashed', () => {
     }
   })
 
+  it('hands over each small file exactly, read one after the other into the same buffer: several gzip members, a larger file before a smaller one, a plain file between', async () => {
+    const d = dir()
+    const larger = pcap(generate({ seed: 307, packets: 3000 }).packets)
+    const contents = [larger, small2Bytes, smallBytes, larger.subarray(0, 5000), small2Bytes]
+    const paths = [
+      // Its trailer gives the last member's size only: the one-chunk guess is wrong.
+      writeCapture(join(d, '0-members.pcap.gz'), twoMembers(larger)),
+      writeCapture(join(d, '1-small.pcap.gz'), gzip(small2Bytes)),
+      writeCapture(join(d, '2-plain.pcap'), smallBytes),
+      writeCapture(join(d, '3-cut-capture.gz'), gzip(larger.subarray(0, 5000))),
+      writeCapture(join(d, '4-members.gz'), twoMembers(small2Bytes)),
+    ]
+    const ids = new FileIdentities(paths, 8)
+    try {
+      for (const [i, path] of paths.entries()) {
+        const got = await ids.get(i)
+        expect(got).toEqual(await fileIdentity(path))
+        expect(got.id).toBe(sha(contents[i]!))
+        expect(ids.content(i)?.data, path).toEqual(contents[i])
+      }
+    } finally {
+      ids.close()
+    }
+  })
+
   it('holds no more than its budget, and drops what the reader passed by', async () => {
     const d = dir()
     // A gzip file decompressing past one 256 KiB gunzip chunk: its output buffer is handed over

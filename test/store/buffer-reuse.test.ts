@@ -1,6 +1,7 @@
 /**
  * Batch buffers are used again (core/buffer-pool.ts): the encoder's RowBinary bodies once the
- * sink's write of them settled, the store's Native blocks once their insert is over. A buffer
+ * sink is done with them (its write settled, or the store sink made its own block and said so),
+ * the store's Native blocks once staged or inserted. A buffer
  * written over while something still reads it would corrupt a batch silently, so these tests
  * hold the writes back and check every body against what was handed over.
  */
@@ -55,8 +56,8 @@ describe('BufferPool', () => {
 })
 
 it('writes a batch body over only after its write settled: a slow sink sees every body as it was handed over, and the store counts exactly', async () => {
-  // Four batches: with two writes in flight, the fourth is written into the first one's buffer.
-  const g = generate({ seed: 7, packets: BATCH_ROWS * 3 + 20_000, noise: 0.01 })
+  // Five batches: with three writes held, a later batch is written into the first one's buffer.
+  const g = generate({ seed: 7, packets: BATCH_ROWS * 4 + 20_000, noise: 0.01 })
   const path = join(work.path, 'spool', 's', 'four-batches.pcap')
   writeCapture(path, pcap(g.packets))
   const store = await openStore({ dataDir: join(work.path, 'data'), logger: silentLogger, host: false })
@@ -71,7 +72,9 @@ it('writes a batch body over only after its write settled: a slow sink sees ever
         seen.push(entry)
         // Held while the reader runs ahead and the writes before it finish.
         await new Promise((resolve) => setTimeout(resolve, 300))
-        await inner.writeBatch(batch)
+        // This sink reads the body after the store is done with it: the store's onBodyRead
+        // is not this sink's to pass on.
+        await inner.writeBatch({ ...batch, onBodyRead: undefined })
         Object.assign(entry, { settled: digest(batch.body) })
       },
       finishFile: (record) => inner.finishFile(record),
@@ -83,10 +86,59 @@ it('writes a batch body over only after its write settled: a slow sink sees ever
       logger: silentLogger,
     })
     expect(summary.filesIngested).toBe(1)
-    expect(seen.map((s) => s.batchNo)).toEqual([0, 1, 2, 3])
+    expect(seen.map((s) => s.batchNo)).toEqual([0, 1, 2, 3, 4])
     for (const s of seen) expect(s.settled, `batch ${s.batchNo}`).toBe(s.handed)
     // Buffers were reused, so the check above had something to catch.
     expect(new Set(seen.map((s) => s.buffer)).size).toBeLessThan(seen.length)
+    expect(await eventStats(store)).toEqual({ events: g.truth.kept, duplicates: 0 })
+    const counts = await storedCounts(store)
+    expect(counts.all).toEqual(g.truth.all)
+  } finally {
+    await store.close()
+  }
+}, 120_000)
+
+it('hands a batch body back as soon as the store sink has its own block: later batches are written into it while the inserts run, and the store counts exactly', async () => {
+  const g = generate({ seed: 11, packets: BATCH_ROWS * 3 + 30_000, noise: 0.01 })
+  const path = join(work.path, 'spool', 's', 'early-release.pcap')
+  writeCapture(path, pcap(g.packets))
+  const store = await openStore({ dataDir: join(work.path, 'data-early'), logger: silentLogger, host: false })
+  try {
+    const inner = new StoreSink(store)
+    const seen: { batchNo: number; buffer: ArrayBufferLike; readBeforeSettled?: boolean; settledAt?: number }[] = []
+    let writesStarted = 0
+    const watching: EventSink = {
+      lookupFile: (id) => inner.lookupFile(id),
+      async writeBatch(batch) {
+        const entry: (typeof seen)[number] = { batchNo: batch.batchNo, buffer: batch.body.buffer }
+        seen.push(entry)
+        const started = ++writesStarted
+        let read = false
+        const written = inner.writeBatch({
+          ...batch,
+          onBodyRead: () => {
+            read = true
+            batch.onBodyRead?.()
+          },
+        })
+        entry.readBeforeSettled = read
+        await written
+        entry.settledAt = started
+      },
+      finishFile: (record) => inner.finishFile(record),
+      close: async () => {},
+    }
+    const summary = await ingestFiles(await expandPaths([path]), {
+      sink: watching,
+      enricher: testEnricher(),
+      logger: silentLogger,
+    })
+    expect(summary.filesIngested).toBe(1)
+    expect(seen.map((s) => s.batchNo)).toEqual([0, 1, 2, 3])
+    // The store read each body before its write returned, not when its insert was done ...
+    for (const s of seen) expect(s.readBeforeSettled, `batch ${s.batchNo}`).toBe(true)
+    // ... so one buffer served every batch, though their inserts overlapped.
+    expect(new Set(seen.map((s) => s.buffer)).size).toBe(1)
     expect(await eventStats(store)).toEqual({ events: g.truth.kept, duplicates: 0 })
     const counts = await storedCounts(store)
     expect(counts.all).toEqual(g.truth.all)
