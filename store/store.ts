@@ -230,12 +230,13 @@ export class ClickHouseStore implements Store {
       onBodyRead?.()
       return Promise.reject(wrapError(err, 'STORE_INSERT_FAILED', { table, dedupToken }))
     }
-    let blockGiven = false
+    let bytesDone = false
+    /** Nothing reads the bytes sent any more (staged as a copy, or the insert is over): once. */
     const doneWithBytes = () => {
-      if (prepared.format === 'Native') {
-        if (!blockGiven) this.nativeBlocks.give(prepared.bytes)
-        blockGiven = true
-      } else onBodyRead?.()
+      if (bytesDone) return
+      bytesDone = true
+      if (prepared.format === 'Native') this.nativeBlocks.give(prepared.bytes)
+      else onBodyRead?.()
     }
     // The RowBinary body is read: only the Native block is left to read.
     if (prepared.format === 'Native') onBodyRead?.()

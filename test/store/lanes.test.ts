@@ -97,3 +97,26 @@ it('does not store a group whose pending ledger rows could not be written', asyn
   expect(await events()).toBe(before)
   expect(await sink.lookupFile(member.fileId)).toBeUndefined()
 })
+
+it('tells the caller once that it has read a body, for a Native block and for RowBinary rows alike', async () => {
+  await store.command('CREATE TABLE IF NOT EXISTS lanes_rows (x UInt32) ENGINE = MergeTree ORDER BY x')
+  const rows = Buffer.alloc(8)
+  rows.writeUInt32LE(7, 0)
+  rows.writeUInt32LE(9, 4)
+  let rowBinaryReads = 0
+  await store.insertRowBinary('lanes_rows', 'x UInt32', rows, 'lanes-rows-0', {
+    onBodyRead: () => rowBinaryReads++,
+  })
+  expect(rowBinaryReads).toBe(1)
+  expect(await count('SELECT toString(sum(x)) AS n FROM lanes_rows')).toBe(16)
+  let eventReads = 0
+  const before = await events()
+  const insert = store.insertRowBinary('events', EVENT_STRUCTURE, batch(40, 25), 'lanes-read-once', {
+    onBodyRead: () => eventReads++,
+  })
+  // An events body is rewritten into the store's own block when it is handed over.
+  expect(eventReads).toBe(1)
+  await insert
+  expect(eventReads).toBe(1)
+  expect(await events()).toBe(before + 25)
+})
