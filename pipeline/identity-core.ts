@@ -81,9 +81,14 @@ async function gunzippedId(chunks: Iterable<Buffer> | AsyncIterable<Buffer>, lim
   return short(hash)
 }
 
-/** Reads the whole (small) file into `into` when it fits, else as readFileSync does. */
+/**
+ * Reads the whole (small) file: a gzip file into `into` when it fits (its compressed bytes are
+ * dead once gunzipped), anything else as readFileSync does (a plain file's bytes are handed
+ * over as they are, so they get a buffer of their own, not a copy out of `into`).
+ */
 function readSmall(fd: number, size: number, into: Buffer | undefined): Buffer {
   if (!into || into.length < size) return readFileSync(fd)
+  if (readSync(fd, into, 0, 2, 0) < 2 || !isGzip(into.subarray(0, 2))) return readFileSync(fd)
   let n = 0
   for (;;) {
     const got = readSync(fd, into, n, into.length - n, n)
@@ -112,7 +117,8 @@ function gunzipChunk(bytes: Buffer, bound: number, fallback: number): number {
  * hashed as a stream: no content. `yieldNow` lets the main thread serve metrics and storage
  * while it hashes a big file (called once per 4 MiB read); the worker passes none.
  *
- * `scratch`: a buffer of the worker's, used again for every small gzip file's compressed bytes.
+ * `scratch`: a buffer of the worker's, used again for every small gzip file's compressed bytes
+ * (readSmall).
  * The worker's garbage (each file's compressed bytes, the gunzip's spare output chunks: ~0.6 MB
  * per hourly file of the bench spool) held 80-120 MB of dead buffers at a time between its rare
  * collections, a tenth of the spool's peak RSS.
@@ -130,7 +136,7 @@ export async function identityAndContent(
       let bytes = readSmall(fd, size, scratch)
       const rawId = short(createHash('sha256').update(bytes))
       if (!isGzip(bytes)) {
-        // The content is handed over: not the scratch buffer's bytes.
+        // The content is handed over: not the scratch buffer's bytes (a file rewritten while read).
         if (bytes.buffer === scratch?.buffer) bytes = Buffer.from(bytes)
         return { ids: { id: rawId, rawId }, content: { data: bytes, gzip: false, fileBytes: bytes.length } }
       }

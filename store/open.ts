@@ -42,6 +42,18 @@ export function embeddedPaths(dataDir: string) {
 }
 
 /**
+ * One write of the whole body. `fs/promises` writeFile writes in 512 KiB pieces, each a round
+ * trip through libuv's pool and back to the main thread, which is decoding the next batch and
+ * answers between chunks of the capture: a 19 MB block took 0.2-0.4 s to stage while both
+ * insert connections waited for it (traced: three batches staged within 0.02 s of each other,
+ * 0.2 s after the first was handed over). The callback form writes it in one call.
+ * `teiten ingest` of the 20M-packet bench capture, six runs interleaved with fs/promises:
+ * 14.75-17.28 s against 15.99-17.72 s (faster in five), ~1 CPU s less, peak RSS 692-713 MiB
+ * against 730-768; its spool 23.99 / 24.05 s against 25.71 / 25.99 s.
+ */
+const writeWhole = promisify(writeFile)
+
+/**
  * chDB reads an INSERT's body as text, so binary rows go through a file the engine reads
  * itself (INSERT … SELECT FROM file(): measured 4.8M rows/s vs 1.4M for raw TSV and 0.6M
  * for TSV through the client on this machine). chDB 3.4's native raw insert takes binary
@@ -54,18 +66,6 @@ export function embeddedPaths(dataDir: string) {
  * rows: 1.02 s vs 0.31 s of CPU, SELECT … FORMAT Null); the INSERT then converts whole
  * columns at once.
  */
-/**
- * One write of the whole body. `fs/promises` writeFile writes in 512 KiB pieces, each a round
- * trip through libuv's pool and back to the main thread, which is decoding the next batch and
- * answers between chunks of the capture: a 19 MB block took 0.2-0.4 s to stage while both
- * insert connections waited for it (traced: three batches staged within 0.02 s of each other,
- * 0.2 s after the first was handed over). The callback form writes it in one call.
- * `teiten ingest` of the 20M-packet bench capture, six runs interleaved with fs/promises:
- * 14.75-17.28 s against 15.99-17.72 s (faster in five), ~1 CPU s less, peak RSS 692-713 MiB
- * against 730-768; its spool 23.99 / 24.05 s against 25.71 / 25.99 s.
- */
-const writeWhole = promisify(writeFile)
-
 interface StagedFile {
   path: string
   body: InsertBody

@@ -55,94 +55,85 @@ describe('BufferPool', () => {
   })
 })
 
-it('writes a batch body over only after its write settled: a slow sink sees every body as it was handed over, and the store counts exactly', async () => {
-  // Five batches: with three writes held, a later batch is written into the first one's buffer.
-  const g = generate({ seed: 7, packets: BATCH_ROWS * 4 + 20_000, noise: 0.01 })
-  const path = join(work.path, 'spool', 's', 'four-batches.pcap')
+/**
+ * Ingests a generated capture of `packets` through the sink `wrap` makes of the store sink, and
+ * checks the store holds it exactly. Returns after the checks; the store is closed.
+ */
+async function ingestThrough(
+  name: string,
+  seed: number,
+  packets: number,
+  wrap: (inner: StoreSink) => Pick<EventSink, 'writeBatch'>,
+): Promise<void> {
+  const g = generate({ seed, packets, noise: 0.01 })
+  const path = join(work.path, 'spool', 's', `${name}.pcap`)
   writeCapture(path, pcap(g.packets))
-  const store = await openStore({ dataDir: join(work.path, 'data'), logger: silentLogger, host: false })
+  const store = await openStore({ dataDir: join(work.path, `data-${name}`), logger: silentLogger, host: false })
   try {
     const inner = new StoreSink(store)
-    const digest = (body: Buffer) => createHash('sha256').update(body).digest('hex')
-    const seen: { batchNo: number; buffer: ArrayBufferLike; handed: string; settled?: string }[] = []
-    const slow: EventSink = {
+    const sink: EventSink = {
       lookupFile: (id) => inner.lookupFile(id),
-      async writeBatch(batch) {
-        const entry = { batchNo: batch.batchNo, buffer: batch.body.buffer, handed: digest(batch.body) }
-        seen.push(entry)
-        // Held while the reader runs ahead and the writes before it finish.
-        await new Promise((resolve) => setTimeout(resolve, 300))
-        // This sink reads the body after the store is done with it: the store's onBodyRead
-        // is not this sink's to pass on.
-        await inner.writeBatch({ ...batch, onBodyRead: undefined })
-        Object.assign(entry, { settled: digest(batch.body) })
-      },
+      writeBatch: wrap(inner).writeBatch,
       finishFile: (record) => inner.finishFile(record),
       close: async () => {},
     }
     const summary = await ingestFiles(await expandPaths([path]), {
-      sink: slow,
+      sink,
       enricher: testEnricher(),
       logger: silentLogger,
     })
     expect(summary.filesIngested).toBe(1)
-    expect(seen.map((s) => s.batchNo)).toEqual([0, 1, 2, 3, 4])
-    for (const s of seen) expect(s.settled, `batch ${s.batchNo}`).toBe(s.handed)
-    // Buffers were reused, so the check above had something to catch.
-    expect(new Set(seen.map((s) => s.buffer)).size).toBeLessThan(seen.length)
     expect(await eventStats(store)).toEqual({ events: g.truth.kept, duplicates: 0 })
     const counts = await storedCounts(store)
     expect(counts.all).toEqual(g.truth.all)
   } finally {
     await store.close()
   }
+}
+
+it('writes a batch body over only after its write settled: a slow sink sees every body as it was handed over, and the store counts exactly', async () => {
+  const digest = (body: Buffer) => createHash('sha256').update(body).digest('hex')
+  const seen: { batchNo: number; buffer: ArrayBufferLike; handed: string; settled?: string }[] = []
+  // Five batches: with three writes held, a later batch is written into the first one's buffer.
+  await ingestThrough('five-batches', 7, BATCH_ROWS * 4 + 20_000, (inner) => ({
+    async writeBatch(batch) {
+      const entry = { batchNo: batch.batchNo, buffer: batch.body.buffer, handed: digest(batch.body) }
+      seen.push(entry)
+      // Held while the reader runs ahead and the writes before it finish.
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      // This sink reads the body after the store is done with it: the store's onBodyRead
+      // is not this sink's to pass on.
+      await inner.writeBatch({ ...batch, onBodyRead: undefined })
+      Object.assign(entry, { settled: digest(batch.body) })
+    },
+  }))
+  expect(seen.map((s) => s.batchNo)).toEqual([0, 1, 2, 3, 4])
+  for (const s of seen) expect(s.settled, `batch ${s.batchNo}`).toBe(s.handed)
+  // Buffers were reused, so the check above had something to catch.
+  expect(new Set(seen.map((s) => s.buffer)).size).toBeLessThan(seen.length)
 }, 120_000)
 
 it('hands a batch body back as soon as the store sink has its own block: later batches are written into it while the inserts run, and the store counts exactly', async () => {
-  const g = generate({ seed: 11, packets: BATCH_ROWS * 3 + 30_000, noise: 0.01 })
-  const path = join(work.path, 'spool', 's', 'early-release.pcap')
-  writeCapture(path, pcap(g.packets))
-  const store = await openStore({ dataDir: join(work.path, 'data-early'), logger: silentLogger, host: false })
-  try {
-    const inner = new StoreSink(store)
-    const seen: { batchNo: number; buffer: ArrayBufferLike; readBeforeSettled?: boolean; settledAt?: number }[] = []
-    let writesStarted = 0
-    const watching: EventSink = {
-      lookupFile: (id) => inner.lookupFile(id),
-      async writeBatch(batch) {
-        const entry: (typeof seen)[number] = { batchNo: batch.batchNo, buffer: batch.body.buffer }
-        seen.push(entry)
-        const started = ++writesStarted
-        let read = false
-        const written = inner.writeBatch({
-          ...batch,
-          onBodyRead: () => {
-            read = true
-            batch.onBodyRead?.()
-          },
-        })
-        entry.readBeforeSettled = read
-        await written
-        entry.settledAt = started
-      },
-      finishFile: (record) => inner.finishFile(record),
-      close: async () => {},
-    }
-    const summary = await ingestFiles(await expandPaths([path]), {
-      sink: watching,
-      enricher: testEnricher(),
-      logger: silentLogger,
-    })
-    expect(summary.filesIngested).toBe(1)
-    expect(seen.map((s) => s.batchNo)).toEqual([0, 1, 2, 3])
-    // The store read each body before its write returned, not when its insert was done ...
-    for (const s of seen) expect(s.readBeforeSettled, `batch ${s.batchNo}`).toBe(true)
-    // ... so one buffer served every batch, though their inserts overlapped.
-    expect(new Set(seen.map((s) => s.buffer)).size).toBe(1)
-    expect(await eventStats(store)).toEqual({ events: g.truth.kept, duplicates: 0 })
-    const counts = await storedCounts(store)
-    expect(counts.all).toEqual(g.truth.all)
-  } finally {
-    await store.close()
-  }
+  const seen: { batchNo: number; buffer: ArrayBufferLike; readBeforeSettled?: boolean }[] = []
+  await ingestThrough('early-release', 11, BATCH_ROWS * 3 + 30_000, (inner) => ({
+    async writeBatch(batch) {
+      const entry: (typeof seen)[number] = { batchNo: batch.batchNo, buffer: batch.body.buffer }
+      seen.push(entry)
+      let read = false
+      const written = inner.writeBatch({
+        ...batch,
+        onBodyRead: () => {
+          read = true
+          batch.onBodyRead?.()
+        },
+      })
+      entry.readBeforeSettled = read
+      await written
+    },
+  }))
+  expect(seen.map((s) => s.batchNo)).toEqual([0, 1, 2, 3])
+  // The store read each body before its write returned, not when its insert was done ...
+  for (const s of seen) expect(s.readBeforeSettled, `batch ${s.batchNo}`).toBe(true)
+  // ... so one buffer served every batch, though their inserts overlapped.
+  expect(new Set(seen.map((s) => s.buffer)).size).toBe(1)
 }, 120_000)
