@@ -9,7 +9,6 @@ import {
   resolveConfig,
 } from '../core/config.js'
 import { createLogger, type Logger } from '../core/logger.js'
-import { openStore } from '../store/open.js'
 import type { Store } from '../store/store.js'
 
 /** Options every command that touches the store accepts. */
@@ -89,7 +88,9 @@ function mergeFlags(a: ConfigInput, b: ConfigInput): ConfigInput {
   return merge(a as Record<string, unknown>, b as Record<string, unknown>) as ConfigInput
 }
 
-export function openStoreFor(ctx: CommandContext, role: string): Promise<Store> {
+export async function openStoreFor(ctx: CommandContext, role: string): Promise<Store> {
+  // Loaded here, not at startup: see cli/main.ts buildProgram.
+  const { openStore } = await import('../store/open.js')
   return openStore({
     dataDir: ctx.config.dataDir,
     clickhouseUrl: ctx.config.clickhouseUrl,

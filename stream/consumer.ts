@@ -50,6 +50,7 @@ import type {
   KafkaTransport,
 } from './kafka.js'
 import { DEFAULT_PARTITIONS } from './producer.js'
+import { DEFAULT_SESSION_TIMEOUT_MS } from '../core/defaults.js'
 
 export interface RetryPolicy {
   /** First delay (ms); doubled per attempt up to maxMs; each delay is drawn from [d/2, d]. */
@@ -59,12 +60,7 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { initialMs: 250, maxMs: 30_000 }
 
-/**
- * A sink that dies (SIGKILL, lost host) keeps its partitions this long. Shorter than kafkajs'
- * 30 s so work moves on sooner; long enough for any one insert, since heartbeats are sent
- * between messages (and during retry pauses), not during an insert.
- */
-export const DEFAULT_SESSION_TIMEOUT_MS = 15_000
+export { DEFAULT_SESSION_TIMEOUT_MS }
 
 /** Inserts that may run at once (see runSink: `running`). */
 export const INSERTS_IN_FLIGHT = 2

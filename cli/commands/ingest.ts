@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { NTP_CLASSES } from '../../core/event.js'
 import { TeitenError } from '../../core/errors.js'
 import type { Logger } from '../../core/logger.js'
-import { createMetrics, instrumentSink, type Metrics, startMetricsServer } from '../../core/metrics.js'
+import type { Metrics, MetricsServer } from '../../core/metrics.js'
 import { type CaptureFile, expandPaths } from '../../pipeline/files.js'
 import { FileIdentities } from '../../pipeline/identity.js'
 import { type Enricher, IDENTITY_LOOKAHEAD, type IngestSummary, ingestFiles } from '../../pipeline/ingest.js'
@@ -85,7 +85,10 @@ export function registerIngest(program: Command): void {
     const opened = await openEnricher(ctx.config.geoip, ctx.logger)
     const enricher: Enricher = { enrich: opened.enrich, cacheStats: () => opened.geoip.cacheStats() }
     // Only a long-running watch serves metrics; a one-shot run reports its summary instead.
-    const metrics = spool !== undefined ? createMetrics({ version: program.version() ?? 'unknown' }) : undefined
+    const metrics =
+      spool !== undefined
+        ? (await import('../../core/metrics.js')).createMetrics({ version: program.version() ?? 'unknown' })
+        : undefined
     let sink: EventSink
     let closeStore = async () => {}
     if (ctx.config.kafka.brokers?.length) {
@@ -184,7 +187,8 @@ async function watchSpool(
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
-  let server: Awaited<ReturnType<typeof startMetricsServer>> | undefined
+  const { instrumentSink, startMetricsServer } = await import('../../core/metrics.js')
+  let server: MetricsServer | undefined
   try {
     if (o.config.metricsPort !== undefined) {
       server = await startMetricsServer(metrics, { port: o.config.metricsPort, logger: o.logger })

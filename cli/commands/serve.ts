@@ -1,9 +1,8 @@
 import type { Command } from 'commander'
 import type { ConfigInput } from '../../core/config.js'
 import { TeitenError } from '../../core/errors.js'
-import { DEFAULT_EXPORT_MAX_ROWS, startDashboard } from '../../dashboards/server/app.js'
-import { loadSensorsFile } from '../../dashboards/server/sensors.js'
-import { createMetrics, type MetricsServer, startMetricsServer } from '../../core/metrics.js'
+import type { MetricsServer } from '../../core/metrics.js'
+import { DEFAULT_EXPORT_MAX_ROWS } from '../../core/defaults.js'
 import { addCommonOptions, addSettingFlags, addStoreOptions, contextFrom, openStoreFor } from '../context.js'
 
 function parsePort(value: unknown): number | undefined {
@@ -61,6 +60,11 @@ export function registerServe(program: Command, hooks: ServeHooks = {}): void {
     const exportMaxRows = parseCount(opts.exportMaxRows, '--export-max-rows')
     const ctx = contextFrom(opts, serveFlags(opts), SERVE_SETTINGS)
     const { host, port, token } = ctx.config.serve
+    const [{ startDashboard }, { loadSensorsFile }, { createMetrics, startMetricsServer }] = await Promise.all([
+      import('../../dashboards/server/app.js'),
+      import('../../dashboards/server/sensors.js'),
+      import('../../core/metrics.js'),
+    ])
     const sensors = ctx.config.sensorsFile ? loadSensorsFile(ctx.config.sensorsFile) : undefined
     const loopback = host === 'localhost' || host === '::1' || host.startsWith('127.')
     if (!loopback && !token) {

@@ -1,9 +1,8 @@
 import type { Command } from 'commander'
 import { TeitenError } from '../../core/errors.js'
-import { createMetrics, type MetricsServer, startMetricsServer } from '../../core/metrics.js'
+import type { MetricsServer } from '../../core/metrics.js'
+import { DEFAULT_SESSION_TIMEOUT_MS } from '../../core/defaults.js'
 import { ROLLUP_REFRESH_INTERVAL_MS, startRollupRefresher } from '../../store/rollup.js'
-import { DEFAULT_SESSION_TIMEOUT_MS, runSink } from '../../stream/consumer.js'
-import { kafkajsTransport, parseBrokers } from '../../stream/kafka.js'
 import { addCommonOptions, addSettingFlags, addStoreOptions, contextFrom, openStoreFor } from '../context.js'
 
 function wholeNumber(value: unknown, flag: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
@@ -44,6 +43,11 @@ export function registerSink(program: Command): void {
     const exitWhenIdleMs = wholeNumber(opts.exitWhenIdle, '--exit-when-idle')
     const reportIntervalMs = wholeNumber(opts.reportInterval, '--report-interval')
     const sessionTimeout = wholeNumber(opts.sessionTimeout, '--session-timeout')
+    const [{ parseBrokers, kafkajsTransport }, { runSink }, { createMetrics, startMetricsServer }] = await Promise.all([
+      import('../../stream/kafka.js'),
+      import('../../stream/consumer.js'),
+      import('../../core/metrics.js'),
+    ])
     const ctx = contextFrom(
       opts,
       {

@@ -28,6 +28,7 @@ import {
 } from '../../store/research.js'
 import type { Store } from '../../store/store.js'
 import { openApiDocument } from './openapi.js'
+import { DEFAULT_EXPORT_MAX_ROWS } from '../../core/defaults.js'
 import type { SensorsConfig } from './sensors.js'
 
 export interface DashboardOptions {
@@ -46,7 +47,7 @@ export interface DashboardOptions {
   metrics?: Metrics
 }
 
-export const DEFAULT_EXPORT_MAX_ROWS = 1_000_000
+export { DEFAULT_EXPORT_MAX_ROWS }
 
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '::1', '[::1]'])
 
