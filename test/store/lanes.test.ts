@@ -3,25 +3,17 @@
  * statements do not queue behind inserts, inserts run side by side, and an insert that must
  * follow a statement (a group's pending ledger rows) says so with `after`.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest'
-import { silentLogger } from '../../core/logger.js'
+import { expect, it } from 'vitest'
 import { groupToken } from '../../pipeline/sink.js'
 import { StoreSink } from '../../store/ledger.js'
-import { openStore } from '../../store/open.js'
 import { EVENT_STRUCTURE } from '../../store/schema.js'
 import type { Store } from '../../store/store.js'
 import { encodeRows, type PacketSpec } from '../helpers/packets.js'
-import { tempDir } from '../helpers/tmp.js'
+import { embeddedStoreForFile } from '../helpers/store.js'
 
-const dir = tempDir()
 let store: Store
-
-beforeAll(async () => {
-  store = await openStore({ dataDir: dir.path, logger: silentLogger, host: false })
-})
-afterAll(async () => {
-  await store?.close()
-  dir.cleanup()
+embeddedStoreForFile((opened) => {
+  store = opened
 })
 
 const count = async (sql: string) => Number((await store.query<{ n: string }>(sql))[0]!.n)

@@ -1,24 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { silentLogger } from '../../core/logger.js'
+import { describe, expect, it } from 'vitest'
 import { batchToken } from '../../pipeline/sink.js'
 import { StoreSink } from '../../store/ledger.js'
-import { openStore } from '../../store/open.js'
 import { queryDaily, parseDailyQuery } from '../../store/queries.js'
 import { writeTimestampNanos } from '../../store/rowbinary.js'
 import { EVENT_STRUCTURE } from '../../store/schema.js'
 import type { Store } from '../../store/store.js'
 import { encodeRows, type PacketSpec } from '../helpers/packets.js'
-import { tempDir } from '../helpers/tmp.js'
+import { embeddedStoreForFile } from '../helpers/store.js'
 
-const dir = tempDir()
 let store: Store
-
-beforeAll(async () => {
-  store = await openStore({ dataDir: dir.path, logger: silentLogger, host: false })
-})
-afterAll(async () => {
-  await store?.close()
-  dir.cleanup()
+embeddedStoreForFile((opened) => {
+  store = opened
 })
 
 const encode = encodeRows
