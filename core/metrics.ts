@@ -241,6 +241,7 @@ export function instrumentSink(
     metrics.sinkRows.inc({ sink: kind }, rows)
   }
   const out: EventSink = {
+    acceptsNative: sink.acceptsNative,
     lookupFile: (fileId) => sink.lookupFile(fileId),
     finishFile: (record) => sink.finishFile(record),
     close: () => sink.close(),

@@ -4,11 +4,12 @@ import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
 import { type CaptureContent, readCapture } from '../ingest/capture.js'
 import { createUdpPacket, DECODE_STATUS_NAMES, DecodeStatus, decodeFrameStatus } from '../ingest/decode.js'
+import { EventColumnEncoder } from '../store/native-encoder.js'
 import { EventRowEncoder } from '../store/rowbinary.js'
 import type { CaptureFile } from './files.js'
 import { FileIdentities, type FileIds, fileIdentity } from './identity.js'
 import type { EventSink, FileRecord, GroupMember, LedgerEntry } from './sink.js'
-import { groupToken } from './sink.js'
+import { type BodyFormat, groupToken } from './sink.js'
 
 /**
  * Rows per batch. Part of every batch's dedup identity (file id + batch number): changing it
@@ -206,7 +207,12 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     country: '--',
     bogon: false,
   }
-  const encoder = new EventRowEncoder(BATCH_ROWS * 128)
+  // A sink that inserts into ClickHouse itself gets Native blocks, encoded as columns from the
+  // start (store/native-encoder.ts: the store no longer rewrites RowBinary rows); Kafka gets the
+  // RowBinary rows its messages carry. `bytes` marks a position for rollback/takeSplit in either.
+  const format: BodyFormat = sink.acceptsNative ? 'Native' : 'RowBinary'
+  const encoder: EventRowEncoder | EventColumnEncoder =
+    format === 'Native' ? new EventColumnEncoder(BATCH_ROWS) : new EventRowEncoder(BATCH_ROWS * 128)
   const metrics = options.metrics
   // Counted per file (statusCounts) and handed to the metrics per chunk (unreported).
   const unreported = new Float64Array(DECODE_STATUS_NAMES.length)
@@ -395,7 +401,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       // under a group token after it was counted twice (test/ops/crash.test.ts, seed 20240101).
       const token = groupToken(g.members.map((m) => m.fileId))
       written = groupLoan.write((onBodyRead) =>
-        track(sink.writeGroup!({ token, members: g.members, rows: g.rows, body: rowsBody, onBodyRead })),
+        track(sink.writeGroup!({ token, members: g.members, rows: g.rows, body: rowsBody, format, onBodyRead })),
       )
       written.then(g.stored.resolve, g.stored.reject)
     }
@@ -462,16 +468,18 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     const flushBatch = () => {
       const rows = encoder.rows - startRows
       if (rows === 0) return
-      const body = encoder.take()
-      const loan = lend(body)
       // The file outgrew a group: the rows before it go as the group, its own as batch 0.
-      if (startRows > 0) flushGroup(body.subarray(0, startOffset), loan)
-      const own = startOffset > 0 ? body.subarray(startOffset) : body
+      const { body, at } = encoder.takeSplit(startRows, startOffset)
+      const loan = lend(body)
+      if (startRows > 0) flushGroup(body.subarray(0, at), loan)
+      const own = at > 0 ? body.subarray(at) : body
       startOffset = 0
       startRows = 0
       const no = batchNo++
       const written = loan.write((onBodyRead) =>
-        track(sink.writeBatch({ fileId: tokenId, sensor: file.sensor, batchNo: no, rows, body: own, onBodyRead })),
+        track(
+          sink.writeBatch({ fileId: tokenId, sensor: file.sensor, batchNo: no, rows, body: own, format, onBodyRead }),
+        ),
       )
       batches.push(written)
       loan.close()
@@ -719,7 +727,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     const recovered = encoder.take()
     const loan = lend(recovered)
     const stored = loan.write((onBodyRead) =>
-      track(sink.writeGroup!({ token, members: records, rows, body: recovered, recovery: true, onBodyRead })),
+      track(sink.writeGroup!({ token, members: records, rows, body: recovered, format, recovery: true, onBodyRead })),
     )
     loan.close()
     let mine: { r: ReadResult; record: FileRecord; stored: Promise<void> } | undefined

@@ -7,10 +7,15 @@ export interface EventBatch {
   /** Position of the batch in its file: with fileId, the batch's identity for deduplication. */
   batchNo: number
   rows: number
+  /** `events` rows: RowBinary (store/rowbinary.ts), or a Native block when `format` says so. */
   body: Buffer
+  /** 'Native': `body` is a ClickHouse Native block (store/native-encoder.ts); see EventSink.acceptsNative. */
+  format?: BodyFormat
   /** See EventSink.writeBatch: the sink may call it once it no longer reads `body`. */
   onBodyRead?: () => void
 }
+
+export type BodyFormat = 'RowBinary' | 'Native'
 
 /** The ledger's record of a file that was read (completely, or up to a fault). */
 export interface FileRecord {
@@ -54,7 +59,9 @@ export interface EventGroup {
   token: string
   members: FileRecord[]
   rows: number
+  /** As EventBatch.body (several Native blocks back to back, when Native). */
   body: Buffer
+  format?: BodyFormat
   /** See EventSink.writeBatch. */
   onBodyRead?: () => void
   /** Storing an interrupted group again: its members are already recorded as pending. */
@@ -63,6 +70,11 @@ export interface EventGroup {
 
 /** Where the ingest pipeline sends events: the store directly, or Kafka. */
 export interface EventSink {
+  /**
+   * The sink inserts into ClickHouse and takes bodies as Native blocks: the pipeline then encodes
+   * columns instead of RowBinary rows (store/native-encoder.ts). Kafka carries RowBinary.
+   */
+  readonly acceptsNative?: boolean
   lookupFile(fileId: string): Promise<FileRecord | undefined>
   /** Many lookups in one round trip; pending entries included (see FileRecord.status). */
   lookupFiles?(fileIds: string[]): Promise<Map<string, LedgerEntry>>

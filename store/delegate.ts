@@ -73,6 +73,7 @@ class DelegatedStore implements Store {
       if (body.length === 0) return
       const q = new URLSearchParams({ table, structure })
       if (dedupToken !== undefined) q.set('token', dedupToken)
+      if (options.format === 'Native') q.set('format', 'Native')
       await this.call(`/insert?${q}`, body, 'application/octet-stream')
     } finally {
       options.onBodyRead?.()

@@ -49,7 +49,8 @@ export async function startStoreHost(store: Store, socketPath: string, logger: L
         const table = url.searchParams.get('table') ?? ''
         const structure = url.searchParams.get('structure') ?? ''
         const token = url.searchParams.get('token') ?? undefined
-        await store.insertRowBinary(table, structure, body, token)
+        const format = url.searchParams.get('format') === 'Native' ? 'Native' : undefined
+        await store.insertRowBinary(table, structure, body, token, { format })
         res.writeHead(204).end()
         return
       }

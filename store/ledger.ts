@@ -207,6 +207,8 @@ function idsToken(prefix: string, ids: readonly string[]): string {
 
 /** Events go straight into ClickHouse (embedded or server). */
 export class StoreSink implements EventSink {
+  readonly acceptsNative = true
+
   constructor(private readonly store: Store) {}
 
   lookupFile(fileId: string): Promise<FileRecord | undefined> {
@@ -232,6 +234,7 @@ export class StoreSink implements EventSink {
   writeBatch(batch: EventBatch): Promise<void> {
     return this.store.insertRowBinary('events', EVENT_STRUCTURE, batch.body, batchToken(batch.fileId, batch.batchNo), {
       onBodyRead: batch.onBodyRead,
+      format: batch.format,
     })
   }
 
@@ -254,6 +257,7 @@ export class StoreSink implements EventSink {
     return this.store.insertRowBinary('events', EVENT_STRUCTURE, group.body, group.token, {
       after: intent,
       onBodyRead: group.onBodyRead,
+      format: group.format,
     })
   }
 

@@ -12,9 +12,10 @@ import { EVENT_COLUMNS } from './schema.js'
  * read column by column with one copy each, dictionaries included. The 66 insert bodies of the
  * 20M-packet bench capture, replayed into the engine with `events` alone: 8.0-8.3 -> 5.3-6.1 s,
  * 10.5-11.0 -> 7.8-8.9 CPU s; with the three materialized views 17.0 -> 15.2 s, 26.2 -> 24.7
- * CPU s; bodies 1.9 -> 1.2 GB. The rewrite costs the pipeline one pass over the rows (see
- * `npm run bench`), and it happens here, in the store, so every writer (ingest, the Kafka sink,
- * a delegate's host) gets it without knowing.
+ * CPU s; bodies 1.9 -> 1.2 GB. The rewrite is two passes over the rows (1.4-1.9 s of JavaScript
+ * for those 17M events): the ingest pipeline writes its blocks as columns from the start instead
+ * (store/native-encoder.ts, byte for byte the same blocks), and this rewrite serves RowBinary
+ * from elsewhere (the Kafka sink's messages, a caller of insertRowBinary).
  *
  * Native block (no block info: the file and HTTP forms, client revision 0):
  *
@@ -39,10 +40,10 @@ const MAX_STRING = 127
 
 // Row layout (rowbinary.ts): ts 8 | sensor 1+n | 53 fixed bytes | country 1+n | bogon 1 | file id 1+n | record 8
 /** Bytes per value of each column (0: LowCardinality, written apart). */
-const COLUMN_WIDTHS = [8, 0, 16, 2, 16, 2, 1, 1, 2, 2, 2, 4, 1, 1, 1, 1, 1, 0, 1, 0, 8] as const
-const SENSOR = 1
-const COUNTRY = 17
-const FILE_ID = 19
+export const COLUMN_WIDTHS = [8, 0, 16, 2, 16, 2, 1, 1, 2, 2, 2, 4, 1, 1, 1, 1, 1, 0, 1, 0, 8] as const
+export const SENSOR = 1
+export const COUNTRY = 17
+export const FILE_ID = 19
 if (
   COLUMN_WIDTHS.length !== EVENT_COLUMNS.length ||
   EVENT_COLUMNS[SENSOR]![0] !== 'sensor' ||
@@ -131,7 +132,7 @@ class BlockDictionary {
 
   /** 0, 1, 2: UInt8, UInt16, UInt32 indexes. */
   get indexType(): number {
-    return this.keys.length <= 0x100 ? 0 : this.keys.length <= 0x10000 ? 1 : 2
+    return indexTypeOf(this.keys.length)
   }
 
   get columnBytes(): number {
@@ -154,7 +155,7 @@ function ensureScratch(rows: number): void {
   fileIndexes = new Uint32Array(size)
 }
 
-function varUIntBytes(value: number): number {
+export function varUIntBytes(value: number): number {
   let n = 1
   while (value >= 0x80) {
     value = Math.floor(value / 128)
@@ -163,7 +164,7 @@ function varUIntBytes(value: number): number {
   return n
 }
 
-function putVarUInt(out: Buffer, o: number, value: number): number {
+export function putVarUInt(out: Buffer, o: number, value: number): number {
   while (value >= 0x80) {
     out[o++] = (value & 0x7f) | 0x80
     value = Math.floor(value / 128)
@@ -172,25 +173,44 @@ function putVarUInt(out: Buffer, o: number, value: number): number {
   return o
 }
 
-function putText(out: Buffer, o: number, text: string): number {
+export function putText(out: Buffer, o: number, text: string): number {
   const length = Buffer.byteLength(text)
   o = putVarUInt(out, o, length)
   return o + out.write(text, o, 'latin1')
 }
 
-const COLUMN_HEADERS = EVENT_COLUMNS.map(([name, type]) => ({ name, type }))
-const HEADER_BYTES = COLUMN_HEADERS.reduce(
+export const COLUMN_HEADERS = EVENT_COLUMNS.map(([name, type]) => ({ name, type }))
+export const HEADER_BYTES = COLUMN_HEADERS.reduce(
   (n, c) => n + varUIntBytes(c.name.length) + c.name.length + varUIntBytes(c.type.length) + c.type.length,
   0,
 )
 
-function putLowCardinality(
+/** The keys of a LowCardinality column of one block, '' first; 0, 1, 2: UInt8, UInt16, UInt32 indexes. */
+export interface LowCardinalityKeys {
+  readonly keys: readonly Uint8Array[]
+  readonly indexType: number
+}
+
+/** Bytes of a LowCardinality column of `rows` rows (see the diagram above). */
+export function lowCardinalityBytes(keys: readonly Uint8Array[], rows: number): number {
+  let keyBytes = 0
+  for (const key of keys) keyBytes += 1 + key.length
+  return 8 + 8 + 8 + keyBytes + 8 + rows * (1 << indexTypeOf(keys.length))
+}
+
+export function indexTypeOf(keyCount: number): number {
+  return keyCount <= 0x100 ? 0 : keyCount <= 0x10000 ? 1 : 2
+}
+
+/** Writes a LowCardinality column: `indexes[from, from + rows)` index `dictionary.keys`. */
+export function putLowCardinality(
   out: Buffer,
   view: DataView,
   o: number,
-  dictionary: BlockDictionary,
+  dictionary: LowCardinalityKeys,
   indexes: Uint32Array,
   rows: number,
+  from = 0,
 ): number {
   const indexType = dictionary.indexType
   view.setBigUint64(o, KEY_VERSION_SHARED_WITH_ADDITIONAL_KEYS, true)
@@ -199,19 +219,20 @@ function putLowCardinality(
   o += 24
   for (const key of dictionary.keys) {
     out[o++] = key.length
-    o += key.copy(out, o)
+    out.set(key, o)
+    o += key.length
   }
   view.setBigUint64(o, BigInt(rows), true)
   o += 8
   if (indexType === 0) {
-    for (let r = 0; r < rows; r++) out[o + r] = indexes[r]!
+    for (let r = 0; r < rows; r++) out[o + r] = indexes[from + r]!
     return o + rows
   }
   if (indexType === 1) {
-    for (let r = 0; r < rows; r++) view.setUint16(o + 2 * r, indexes[r]!, true)
+    for (let r = 0; r < rows; r++) view.setUint16(o + 2 * r, indexes[from + r]!, true)
     return o + 2 * rows
   }
-  for (let r = 0; r < rows; r++) view.setUint32(o + 4 * r, indexes[r]!, true)
+  for (let r = 0; r < rows; r++) view.setUint32(o + 4 * r, indexes[from + r]!, true)
   return o + 4 * rows
 }
 

@@ -87,7 +87,7 @@ function putWords(v: DataView, b: Uint8Array, o: number, w: Words): number {
 }
 
 /** 16 address bytes as four 32-bit moves (the bytes keep their order). */
-function putAddress(v: DataView, o: number, a: Uint8Array): void {
+export function putAddress(v: DataView, o: number, a: Uint8Array): void {
   v.setUint32(o, a[0] | (a[1] << 8) | (a[2] << 16) | (a[3] << 24), true)
   v.setUint32(o + 4, a[4] | (a[5] << 8) | (a[6] << 16) | (a[7] << 24), true)
   v.setUint32(o + 8, a[8] | (a[9] << 8) | (a[10] << 16) | (a[11] << 24), true)
@@ -215,6 +215,16 @@ export class EventRowEncoder {
     if (offset > this.offset || rows > this.count) throw new RangeError('rollback past the end')
     this.offset = offset
     this.count = rows
+  }
+
+  /**
+   * The rows so far, and where the rows after the first `rows` start in it (`offset`, the value
+   * `bytes` had then): RowBinary rows split anywhere between rows. (EventColumnEncoder's blocks
+   * split by row count; the pipeline passes both marks.)
+   */
+  takeSplit(_rows: number, offset: number): { body: Buffer; at: number } {
+    if (offset > this.offset) throw new RangeError('split past the end')
+    return { body: this.take(), at: offset }
   }
 
   /**

@@ -47,6 +47,11 @@ export interface InsertOptions {
    * body first); the caller may then write into it again.
    */
   onBodyRead?: () => void
+  /**
+   * 'Native': an `events` body that is already a Native block (or several back to back:
+   * store/native-encoder.ts), inserted as it is; otherwise RowBinary rows of `structure`.
+   */
+  format?: 'RowBinary' | 'Native'
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
@@ -213,19 +218,22 @@ export class ClickHouseStore implements Store {
     dedupToken?: string,
     options: InsertOptions = {},
   ): Promise<void> {
-    const { after, onBodyRead } = options
+    const { after, onBodyRead, format } = options
     after?.catch(() => {}) // awaited in the turn
     if (body.length === 0) {
       onBodyRead?.()
       return after ? after.then(() => {}) : Promise.resolve()
     }
     let prepared: InsertBody
+    /** The Native block was made here (from RowBinary rows) and goes back to this store's pool. */
+    let ownBlock = false
     try {
-      // Rewritten before waiting for the turn: the engine is busy with the inserts ahead.
-      prepared =
-        table === 'events' && structure === EVENT_STRUCTURE
-          ? { format: 'Native', bytes: eventsRowBinaryToNative(body, this.nativeBlocks) }
-          : { format: 'RowBinary', structure, bytes: body }
+      if (format === 'Native') prepared = { format: 'Native', bytes: body }
+      else if (table === 'events' && structure === EVENT_STRUCTURE) {
+        // Rewritten before waiting for the turn: the engine is busy with the inserts ahead.
+        prepared = { format: 'Native', bytes: eventsRowBinaryToNative(body, this.nativeBlocks) }
+        ownBlock = true
+      } else prepared = { format: 'RowBinary', structure, bytes: body }
     } catch (err) {
       onBodyRead?.()
       return Promise.reject(wrapError(err, 'STORE_INSERT_FAILED', { table, dedupToken }))
@@ -235,11 +243,11 @@ export class ClickHouseStore implements Store {
     const doneWithBytes = () => {
       if (bytesDone) return
       bytesDone = true
-      if (prepared.format === 'Native') this.nativeBlocks.give(prepared.bytes)
+      if (ownBlock) this.nativeBlocks.give(prepared.bytes)
       else onBodyRead?.()
     }
-    // The RowBinary body is read: only the Native block is left to read.
-    if (prepared.format === 'Native') onBodyRead?.()
+    // The RowBinary body is read: only the Native block made of it is left to read.
+    if (ownBlock) onBodyRead?.()
     // Staging (the embedded engine's body file) overlaps the insert ahead in the queue: inside
     // the turn, writing the 20M-packet bench capture's 66 bodies (19 MB each) kept the engine
     // idle 7.8 s of the run's 24 s (median 111 ms per body while the engine and the pipeline
