@@ -108,7 +108,7 @@ export class EventColumnEncoder {
   /** The current file's sensor and id keys, once a row of it has been added (-1: not yet). */
   private sensorKey = -1
   private fileKey = -1
-  /** Country index by two ASCII bytes (1 + c0 << 8 | c1), 0 when not yet known; '' is key 0. */
+  /** A two-byte country's key + 1 by its bytes (c0 << 8 | c1); 0: not used in this batch yet. */
   private shortCountries = new Int32Array(65536)
   /** Blocks handed out come back through recycle() once the sink is done with them. */
   private readonly pool = new BufferPool(2)
