@@ -59,7 +59,7 @@ export interface EventGroup {
   token: string
   members: FileRecord[]
   rows: number
-  /** As EventBatch.body (several Native blocks back to back, when Native). */
+  /** As EventBatch.body. */
   body: Buffer
   format?: BodyFormat
   /** See EventSink.writeBatch. */
@@ -84,8 +84,9 @@ export interface EventSink {
    * The batch's body (and a group's) is the sink's until the returned promise settles, or until
    * the sink calls the batch's `onBodyRead`, if sooner; then the pipeline writes later batches
    * into it (core/buffer-pool.ts): a sink that keeps it longer keeps a copy. The store sink
-   * calls `onBodyRead` as soon as it has turned the rows into its own block, so the encoder's
-   * buffer is not held while the insert waits and runs.
+   * calls `onBodyRead` as soon as it no longer reads the body (its own block made of RowBinary
+   * rows, or a Native block staged), so the encoder's buffer is not held while the insert waits
+   * and runs.
    */
   writeBatch(batch: EventBatch): Promise<void>
   /**

@@ -3,16 +3,12 @@ import { DecodedUdpPacket, type Enrichment, type UdpPacket } from '../core/event
 import {
   COLUMN_HEADERS,
   COLUMN_WIDTHS,
-  COUNTRY,
-  FILE_ID,
-  HEADER_BYTES,
   indexTypeOf,
-  lowCardinalityBytes,
+  eventsBlockBytes,
+  FIXED_ROW_BYTES,
   putLowCardinality,
   putText,
   putVarUInt,
-  SENSOR,
-  varUIntBytes,
 } from './native.js'
 import { putAddress, writeTimestampNanos } from './rowbinary.js'
 import { EVENT_COLUMNS } from './schema.js'
@@ -33,10 +29,7 @@ import { EVENT_COLUMNS } from './schema.js'
  * strings its block uses, '' first, in the order the rows first use them.
  */
 
-/** Bytes per row of the fixed-width columns (every column but the three LowCardinality ones). */
-const FIXED_ROW_BYTES = COLUMN_WIDTHS.reduce<number>((n, w) => n + w, 0)
 const TWO_32 = 4294967296
-const LOW_CARDINALITY = [SENSOR, COUNTRY, FILE_ID] as const
 
 /** One LowCardinality column's strings for the rows so far, in the order they were first used. */
 class Strings {
@@ -75,10 +68,6 @@ class Strings {
     let n = this.keys.length
     while (n > 1 && this.firstRows[n - 1]! >= rows) n--
     return n
-  }
-
-  reset(): void {
-    this.truncate(0)
   }
 }
 
@@ -250,20 +239,15 @@ export class EventColumnEncoder {
     if (rows < 0 || rows > n) throw new RangeError('split past the end')
     const first = rows > 0 ? this.blockColumns(0, rows) : undefined
     const second = this.blockColumns(rows, n - rows)
-    const firstBytes = first ? blockBytes(first, rows) : 0
-    const total = firstBytes + blockBytes(second, n - rows)
+    const keysOf = (columns: BlockColumn[]) => columns.map((c) => c.keys)
+    const firstBytes = first ? eventsBlockBytes(rows, keysOf(first)) : 0
+    const total = firstBytes + eventsBlockBytes(n - rows, keysOf(second))
     const out = this.pool.take(total)
     const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
     if (first) this.writeBlock(out, view, 0, 0, rows, first)
     const end = this.writeBlock(out, view, firstBytes, rows, n - rows, second)
     if (end !== total) throw new Error(`store/native-encoder.ts: block size mismatch (${end} of ${total} bytes)`)
-    this.count = 0
-    this.sensors.reset()
-    this.countries.reset()
-    this.files.reset()
-    this.shortCountries.fill(0)
-    this.sensorKey = -1
-    this.fileKey = -1
+    this.rollback(0, 0) // the next batch starts with no rows and no strings
     return { body: out, at: firstBytes }
   }
 
@@ -312,7 +296,8 @@ export class EventColumnEncoder {
     for (const [c, header] of COLUMN_HEADERS.entries()) {
       o = putText(out, o, header.name)
       o = putText(out, o, header.type)
-      if ((LOW_CARDINALITY as readonly number[]).includes(c)) {
+      // Width 0: a LowCardinality column (sensor, country, file id, in this order: blockColumns).
+      if (COLUMN_WIDTHS[c] === 0) {
         const column = lc[l++]!
         o = putLowCardinality(out, view, o, column, column.indexes, rows, column.from)
       } else {
@@ -323,10 +308,4 @@ export class EventColumnEncoder {
     }
     return o
   }
-}
-
-function blockBytes(lc: BlockColumn[], rows: number): number {
-  let n = varUIntBytes(EVENT_COLUMNS.length) + varUIntBytes(rows) + HEADER_BYTES + rows * FIXED_ROW_BYTES
-  for (const column of lc) n += lowCardinalityBytes(column.keys, rows)
-  return n
 }

@@ -41,9 +41,9 @@ const MAX_STRING = 127
 // Row layout (rowbinary.ts): ts 8 | sensor 1+n | 53 fixed bytes | country 1+n | bogon 1 | file id 1+n | record 8
 /** Bytes per value of each column (0: LowCardinality, written apart). */
 export const COLUMN_WIDTHS = [8, 0, 16, 2, 16, 2, 1, 1, 2, 2, 2, 4, 1, 1, 1, 1, 1, 0, 1, 0, 8] as const
-export const SENSOR = 1
-export const COUNTRY = 17
-export const FILE_ID = 19
+const SENSOR = 1
+const COUNTRY = 17
+const FILE_ID = 19
 if (
   COLUMN_WIDTHS.length !== EVENT_COLUMNS.length ||
   EVENT_COLUMNS[SENSOR]![0] !== 'sensor' ||
@@ -71,7 +71,6 @@ class BlockDictionary {
   private lastStart = -1
   private lastLength = -1
   private lastIndex = 0
-  keyBytes = 1
   /** Strings of up to two bytes by their bytes: index + 1, 0 when not seen (made on first use). */
   private short: Int32Array | undefined
 
@@ -125,7 +124,6 @@ class BlockDictionary {
       found = this.keys.length
       this.keys.push(this.body.subarray(start, start + length))
       this.index.set(text, found)
-      this.keyBytes += 1 + length
     }
     return found
   }
@@ -133,10 +131,6 @@ class BlockDictionary {
   /** 0, 1, 2: UInt8, UInt16, UInt32 indexes. */
   get indexType(): number {
     return indexTypeOf(this.keys.length)
-  }
-
-  get columnBytes(): number {
-    return 8 + 8 + 8 + this.keyBytes + 8
   }
 }
 
@@ -155,7 +149,7 @@ function ensureScratch(rows: number): void {
   fileIndexes = new Uint32Array(size)
 }
 
-export function varUIntBytes(value: number): number {
+function varUIntBytes(value: number): number {
   let n = 1
   while (value >= 0x80) {
     value = Math.floor(value / 128)
@@ -180,7 +174,7 @@ export function putText(out: Buffer, o: number, text: string): number {
 }
 
 export const COLUMN_HEADERS = EVENT_COLUMNS.map(([name, type]) => ({ name, type }))
-export const HEADER_BYTES = COLUMN_HEADERS.reduce(
+const HEADER_BYTES = COLUMN_HEADERS.reduce(
   (n, c) => n + varUIntBytes(c.name.length) + c.name.length + varUIntBytes(c.type.length) + c.type.length,
   0,
 )
@@ -191,11 +185,21 @@ export interface LowCardinalityKeys {
   readonly indexType: number
 }
 
+/** Bytes per row of the fixed-width columns (every column but the three LowCardinality ones). */
+export const FIXED_ROW_BYTES = COLUMN_WIDTHS.reduce<number>((n, w) => n + w, 0)
+
 /** Bytes of a LowCardinality column of `rows` rows (see the diagram above). */
-export function lowCardinalityBytes(keys: readonly Uint8Array[], rows: number): number {
+function lowCardinalityBytes(keys: readonly Uint8Array[], rows: number): number {
   let keyBytes = 0
   for (const key of keys) keyBytes += 1 + key.length
   return 8 + 8 + 8 + keyBytes + 8 + rows * (1 << indexTypeOf(keys.length))
+}
+
+/** Bytes of an events Native block of `rows` rows whose LowCardinality columns have these keys. */
+export function eventsBlockBytes(rows: number, lowCardinalityKeys: readonly (readonly Uint8Array[])[]): number {
+  let n = varUIntBytes(EVENT_COLUMNS.length) + varUIntBytes(rows) + HEADER_BYTES + rows * FIXED_ROW_BYTES
+  for (const keys of lowCardinalityKeys) n += lowCardinalityBytes(keys, rows)
+  return n
 }
 
 export function indexTypeOf(keyCount: number): number {
@@ -281,16 +285,7 @@ export function eventsRowBinaryToNative(body: Buffer, blocks?: BufferPool): Buff
     rows++
   }
 
-  const fixedRowBytes = 8 + FIXED_BYTES_AFTER_SENSOR + 1 + 8
-  const lcBytes = (d: BlockDictionary) => d.columnBytes + rows * (1 << d.indexType)
-  const total =
-    varUIntBytes(EVENT_COLUMNS.length) +
-    varUIntBytes(rows) +
-    HEADER_BYTES +
-    rows * fixedRowBytes +
-    lcBytes(sensors) +
-    lcBytes(countries) +
-    lcBytes(files)
+  const total = eventsBlockBytes(rows, [sensors.keys, countries.keys, files.keys])
   const out = blocks ? blocks.take(total) : Buffer.allocUnsafe(total)
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
   const src = new DataView(body.buffer, body.byteOffset, body.byteLength)

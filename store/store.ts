@@ -21,7 +21,8 @@ export interface Store {
   queryRaw(sql: string, params: QueryParams | undefined, format: string, settings?: Settings): Promise<Buffer>
   command(sql: string, params?: QueryParams, settings?: Settings): Promise<void>
   /**
-   * Inserts RowBinary rows (an `events` body reaches ClickHouse as a Native block: native.ts).
+   * Inserts RowBinary rows (an `events` body reaches ClickHouse as a Native block: native.ts),
+   * or a Native block as it is (`options.format`).
    * `dedupToken` makes a retried insert of the same block a no-op (ClickHouse insert
    * deduplication, materialized views included).
    */
@@ -48,8 +49,8 @@ export interface InsertOptions {
    */
   onBodyRead?: () => void
   /**
-   * 'Native': an `events` body that is already a Native block (or several back to back:
-   * store/native-encoder.ts), inserted as it is; otherwise RowBinary rows of `structure`.
+   * 'Native': the body is already a Native block (the pipeline's, store/native-encoder.ts),
+   * inserted as it is; otherwise RowBinary rows of `structure`.
    */
   format?: 'RowBinary' | 'Native'
 }
