@@ -25,7 +25,7 @@ import { refreshRollup } from '../store/rollup.js'
 import type { Store } from '../store/store.js'
 
 const SOURCE_DAILY =
-  "day Date, src IPv6, sensor String, country String, class Int8, access Bool, bogon Bool, packets UInt64, first_seen DateTime64(9, 'UTC'), last_seen DateTime64(9, 'UTC'), dsts AggregateFunction(uniqExact, IPv6)"
+  "day Date, src IPv6, sensor String, country String, class Int8, access Bool, bogon Bool, packets UInt64, first_seen DateTime64(9, 'UTC'), last_seen DateTime64(9, 'UTC'), dsts AggregateFunction(uniqExact, IPv6), dsts_v4 AggregateFunction(groupBitmap, UInt32)"
 
 function quote(path: string): string {
   return `'${path.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
@@ -45,7 +45,7 @@ export async function exportAggregates(srcData: string, dir: string): Promise<vo
   const store = await openStore({ dataDir: srcData, logger: silentLogger, host: false })
   try {
     await store.command(
-      `INSERT INTO FUNCTION file(${quote(join(dir, 'source_daily.native'))}, Native) SELECT day, src, sensor, country, toInt8(class) AS class, access, bogon, packets, first_seen, last_seen, dsts FROM source_daily SETTINGS engine_file_truncate_on_insert = 1`,
+      `INSERT INTO FUNCTION file(${quote(join(dir, 'source_daily.native'))}, Native) SELECT day, src, sensor, country, toInt8(class) AS class, access, bogon, packets, first_seen, last_seen, dsts, dsts_v4 FROM source_daily SETTINGS engine_file_truncate_on_insert = 1`,
     )
   } finally {
     await store.close()
@@ -64,7 +64,7 @@ export async function buildBig(bigData: string, dir: string, factor: number): Pr
     const copy = `if(k = 0, src, toIPv6(concat('2001:', lower(hex(toUInt16(k))), ':', substring(hex(src), 17, 4), ':', substring(hex(src), 21, 4), ':', substring(hex(src), 25, 4), ':', substring(hex(src), 29, 4), '::')))`
     await step(
       'source_daily',
-      `INSERT INTO source_daily SELECT day, ${copy} AS src, sensor, country, class, access, bogon, packets, first_seen, last_seen, dsts
+      `INSERT INTO source_daily SELECT day, ${copy} AS src, sensor, country, class, access, bogon, packets, first_seen, last_seen, dsts, dsts_v4
        FROM file(${quote(join(dir, 'source_daily.native'))}, Native, ${quote(SOURCE_DAILY)}) ARRAY JOIN range(${factor}) AS k
        SETTINGS max_insert_threads = 2, max_threads = 2`,
     )

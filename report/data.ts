@@ -1,5 +1,6 @@
 import type { NtpClass } from '../core/event.js'
 import { READ_SETTINGS } from '../store/queries.js'
+import { DARK_ADDRESSES_SQL } from '../store/schema.js'
 import type { Store } from '../store/store.js'
 import { addDays, type Day } from './days.js'
 
@@ -84,7 +85,7 @@ export function displayAddress(text: string): string {
 
 // `addr`, not `src`: an alias named like the column would replace it in WHERE and ORDER BY.
 const SOURCE_SELECT = `SELECT IPv6NumToString(src) AS addr, any(country) AS country, sum(packets) AS packets,
-  arraySort(groupUniqArray(toString(class))) AS classes, toUInt64(uniqExactMerge(dsts)) AS dsts`
+  arraySort(groupUniqArray(toString(class))) AS classes, toUInt64(${DARK_ADDRESSES_SQL}) AS dsts`
 
 function toSourceRows(rows: { addr: string; country: string; packets: number; classes: string[]; dsts: number }[]) {
   return rows.map(

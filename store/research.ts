@@ -4,7 +4,7 @@ import { TeitenError } from '../core/errors.js'
 import { NTP_CLASSES } from '../core/event.js'
 import { csvList, dayTerms, filterShape, filterTerms, isoDay, READ_SETTINGS } from './queries.js'
 import { freshWholeWeeks, sourceRowsSql } from './rollup.js'
-import { EVENT_COLUMNS } from './schema.js'
+import { DARK_ADDRESSES_SQL, EVENT_COLUMNS } from './schema.js'
 import type { QueryParams, Settings, Store } from './store.js'
 
 /**
@@ -120,7 +120,7 @@ const SOURCE_AGGREGATES = [
   'toInt64(toUnixTimestamp64Nano(min(first_seen))) AS first_seen_ns',
   'toInt64(toUnixTimestamp64Nano(max(last_seen))) AS last_seen_ns',
   'sum(packets) AS packets',
-  'uniqExactMerge(dsts) AS dark_addresses',
+  `${DARK_ADDRESSES_SQL} AS dark_addresses`,
   'arraySort(groupUniqArray(toString(class))) AS c_classes',
   'arraySort(groupUniqArray(sensor)) AS c_sensors',
   'uniqExact(day) AS days_active',

@@ -4,6 +4,9 @@
  * without that the CLI dies at import time (node:zlib has no zstd before Node 23.8).
  */
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { BIN, cliEnv, generate, pcap, tempDir, writeCapture } from './helpers.js'
 
@@ -45,5 +48,30 @@ describe('the launcher on an older Node', () => {
     } finally {
       dir.cleanup()
     }
+  })
+})
+
+describe('install scripts', () => {
+  // npm 12 skips the install scripts of dependencies that package.json's allowScripts does not
+  // approve: without `node`'s there is no bundled Node 24 (the README's `npm install` would set up
+  // a tree the launcher and the tests cannot run on), without chdb's no engine.
+  it('approves every dependency in the lockfile that has an install script, and nothing else', () => {
+    const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      allowScripts?: Record<string, boolean>
+    }
+    const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { hasInstallScript?: boolean }>
+    }
+    const withScripts = Object.entries(lock.packages)
+      .filter(([path, p]) => path !== '' && p.hasInstallScript)
+      .map(([path]) => path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length))
+      .sort()
+    expect(withScripts).toContain('node')
+    const approved = Object.entries(pkg.allowScripts ?? {})
+      .filter(([, yes]) => yes)
+      .map(([name]) => name)
+      .sort()
+    expect(approved).toEqual(withScripts)
   })
 })

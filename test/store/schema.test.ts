@@ -7,6 +7,7 @@ import { dailySql, parseDailyQuery, queryDaily, READ_SETTINGS } from '../../stor
 import { refreshRollup } from '../../store/rollup.js'
 import {
   COMPACT_PART_BYTES,
+  DARK_ADDRESSES_SQL,
   EVENT_STRUCTURE,
   FEWER_MERGES_TABLES,
   MIGRATIONS,
@@ -31,7 +32,8 @@ function packets(seed: number, n: number): PacketSpec[] {
     out.push({
       ts: new Date(Date.UTC(2013, 11, 1) + next(3 * 86_400) * 1000 + next(1000)).toISOString(),
       src: s < 30 ? `198.51.${s}.${next(3)}` : `2001:db8::${s}`,
-      dst: `203.0.113.${next(25)}`,
+      // A quarter to IPv6 dark addresses, from either family: both sets of a source-day fill.
+      dst: next(1000) < 250 ? `2001:db8:dead::${next(25)}` : `203.0.113.${next(25)}`,
       dstPort: next(10) === 0 ? 5555 : 123,
       srcPort: 40000 + next(2),
       cls: classes[next(classes.length)]!,
@@ -106,7 +108,7 @@ async function aggregatesAndRecount(store: Store) {
       `SELECT toString(toStartOfHour(ts)) AS hour, sensor, toString(country) AS country, toString(class) AS class, toUInt8(dst_port = 123) AS access, toUInt64(count()) AS packets, toUInt64(uniqExact(src)) AS sources FROM events GROUP BY ALL`,
     ),
     sources: await q(
-      `SELECT toString(day) AS day, toString(src) AS src, ${KEYS}, max(bogon) AS bogon, toUInt64(sum(packets)) AS packets, toString(min(first_seen)) AS first, toString(max(last_seen)) AS last, toUInt64(uniqExactMerge(dsts)) AS dsts FROM source_daily GROUP BY ALL`,
+      `SELECT toString(day) AS day, toString(src) AS src, ${KEYS}, max(bogon) AS bogon, toUInt64(sum(packets)) AS packets, toString(min(first_seen)) AS first, toString(max(last_seen)) AS last, toUInt64(${DARK_ADDRESSES_SQL}) AS dsts FROM source_daily GROUP BY ALL`,
     ),
     sourcesRecount: await q(
       `SELECT toString(toDate(ts)) AS day, toString(src) AS src, sensor, toString(country) AS country, toString(class) AS class, toUInt8(dst_port = 123) AS access, max(bogon) AS bogon, toUInt64(count()) AS packets, toString(min(ts)) AS first, toString(max(ts)) AS last, toUInt64(uniqExact(dst)) AS dsts FROM events GROUP BY ALL`,
@@ -416,6 +418,79 @@ describe('aggregate views and schema v4', () => {
       expect(await readers(store)).toEqual(CHAINED)
       await store.insertRowBinary('events', EVENT_STRUCTURE, batch(34, 'e'), 'e-0')
       expectAgreement(await aggregatesAndRecount(store), 2000)
+    })
+  })
+
+  const IPV4 = "dst BETWEEN toIPv6('::ffff:0.0.0.0') AND toIPv6('::ffff:255.255.255.255')"
+  /** Per source over the whole store (days merged): each dark-address set next to a recount. */
+  const darkAddresses = async (store: Store) => ({
+    stored: await store.query(
+      `SELECT toString(src) AS src, toUInt64(uniqExactMerge(dsts)) AS other, toUInt64(groupBitmapMerge(dsts_v4)) AS v4,
+              toUInt64(${DARK_ADDRESSES_SQL}) AS all FROM source_daily GROUP BY src ORDER BY src`,
+    ),
+    recount: await store.query(
+      `SELECT toString(src) AS src, toUInt64(uniqExactIf(dst, NOT (${IPV4}))) AS other, toUInt64(uniqExactIf(dst, ${IPV4})) AS v4,
+              toUInt64(uniqExact(dst)) AS all FROM events GROUP BY src ORDER BY src`,
+    ),
+  })
+  const sourceView = async (store: Store) =>
+    (
+      await store.query<{ q: string }>(
+        "SELECT create_table_query AS q FROM system.tables WHERE database = currentDatabase() AND name = 'source_daily_mv'",
+      )
+    )[0]!.q
+  const v1SourceView = MIGRATIONS[0]!.statements.find((s) => s.includes('source_daily_mv'))!
+  const v11 = MIGRATIONS.find((m) => m.version === 11)!
+  /** What version 9 left: no bitmap column, the view keeps every address in dsts; `block` stored under it. */
+  const backToVersion9 = (block?: { body: () => Buffer; token: string }) => async (store: Store) => {
+    await store.command('DROP VIEW source_daily_mv')
+    await store.command('ALTER TABLE source_daily DROP COLUMN dsts_v4')
+    await store.command(v1SourceView)
+    if (block) await store.insertRowBinary('events', EVENT_STRUCTURE, block.body(), block.token)
+  }
+  const description11 = async (store: Store) =>
+    (await store.query<{ d: string }>('SELECT description AS d FROM schema_migrations WHERE version = 11'))[0]!.d
+
+  it('a new store keeps IPv4 dark addresses in a bitmap and the others in dsts; across days and re-sent blocks each address counts once', async () => {
+    const open = newStoreDir()
+    const store = await open()
+    try {
+      expect(await description11(store)).toBe(v11.description)
+      expect(await sourceView(store)).toContain('groupBitmapStateIf')
+      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(40, 'f'), 'f-0')
+      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(41, 'g'), 'g-0')
+      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(40, 'f'), 'f-0')
+      const { stored, recount } = await darkAddresses(store)
+      expect(stored).toEqual(recount)
+      // Both sets are in use, within one source too: the sum is what makes the count exact.
+      const both = stored.filter((r) => Number(r.v4) > 0 && Number(r.other) > 0)
+      expect(both.length).toBeGreaterThan(0)
+      expectAgreement(await aggregatesAndRecount(store), 4000)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('a store at schema version 9 that holds data keeps every dark address in dsts, and the same expression counts them exactly', async () => {
+    await upgradeFrom([10, 11], backToVersion9({ body: () => batch(42, 'h'), token: 'h-0' }), async (store) => {
+      expect(await description11(store)).toBe(v11.kept)
+      expect(await sourceView(store)).not.toContain('dsts_v4')
+      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(42, 'h'), 'h-0')
+      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(43, 'i'), 'i-0')
+      const { stored, recount } = await darkAddresses(store)
+      expect(stored.map((r) => ({ src: r.src, all: r.all }))).toEqual(recount.map((r) => ({ src: r.src, all: r.all })))
+      expect(stored.every((r) => Number(r.v4) === 0)).toBe(true)
+      expectAgreement(await aggregatesAndRecount(store), 4000)
+    })
+  })
+
+  it('a store at schema version 9 that holds no data gets the IPv4 bitmaps', async () => {
+    await upgradeFrom([10, 11], backToVersion9(), async (store) => {
+      expect(await description11(store)).toBe(v11.description)
+      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(44, 'j'), 'j-0')
+      const { stored, recount } = await darkAddresses(store)
+      expect(stored).toEqual(recount)
+      expect(stored.some((r) => Number(r.v4) > 0)).toBe(true)
     })
   })
 })

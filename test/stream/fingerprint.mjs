@@ -6,6 +6,7 @@
 // one data directory per process. Usage: node test/stream/fingerprint.mjs DATA_DIR
 import { silentLogger } from '../../dist/core/logger.js'
 import { openStore } from '../../dist/store/open.js'
+import { DARK_ADDRESSES_SQL } from '../../dist/store/schema.js'
 
 const QUERIES = {
   events: `SELECT count() AS n_rows, uniqExact(file_id, record) AS n_distinct,
@@ -21,7 +22,7 @@ const QUERIES = {
   sources: `SELECT count() AS groups, sum(p) AS packets,
               toString(sum(cityHash64(day, src, sensor, country, class, access, b, p, f, l, d))) AS hash
             FROM (SELECT day, src, sensor, country, class, access, max(bogon) AS b, sum(packets) AS p,
-                         min(first_seen) AS f, max(last_seen) AS l, uniqExactMerge(dsts) AS d
+                         min(first_seen) AS f, max(last_seen) AS l, ${DARK_ADDRESSES_SQL} AS d
                   FROM source_daily GROUP BY day, src, sensor, country, class, access)`,
   files: `SELECT count() AS n_files, sum(kept) AS n_kept, sum(records) AS n_records, countIf(status = 'complete') AS n_complete,
             toString(sum(cityHash64(file_id, sensor, path, bytes, records, kept, first_ts, last_ts, status, error))) AS hash
