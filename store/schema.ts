@@ -125,7 +125,7 @@ const IPV4_MAPPED = (column: string) =>
  * /24 and a /23, so there the gain is smaller: `source_daily` 286 -> 99 MB uncompressed (144 ->
  * 72 MB on disk), the top sources' summary of 90 days (every state in 1,441 granules of
  * source-day rows) 180-253 -> 115-176 ms alone, ~10% of the whole ranked query; the ingest is not
- * measurably faster or slower (21.7-24.7 s either way, five interleaved pairs: a state per
+ * measurably faster or slower (21.7-24.7 s either way, seven interleaved pairs: a state per
  * source-day costs what it costs whatever it holds). Sparse sets are where roaring loses
  * (rollup.ts: Internet-wide sources, 6x slower to merge); a source's destinations are never
  * that, being inside the monitored prefixes.
