@@ -345,7 +345,7 @@ export const MIGRATIONS: Migration[] = [
     statements: [
       `ALTER TABLE source_daily ADD COLUMN IF NOT EXISTS dsts_v4 AggregateFunction(groupBitmap, UInt32) AFTER dsts`,
       `ALTER TABLE source_daily
-         COMMENT COLUMN dsts 'dark addresses not in dsts_v4; count with uniqExactMerge(dsts) + groupBitmapMerge(dsts_v4)',
+         COMMENT COLUMN dsts 'dark addresses not in dsts_v4; count with ${DARK_ADDRESSES_SQL}',
          COMMENT COLUMN dsts_v4 'IPv4 dark addresses (UInt32) in stores made since schema v11; empty in older ones'`,
     ],
   },

@@ -353,15 +353,20 @@ describe('aggregate views and schema v4', () => {
   const v1DailyView = MIGRATIONS[0]!.statements.find((s) => s.includes('daily_agg_mv'))!
   const v9 = MIGRATIONS.find((m) => m.version === 9)!
   const batch = (seed: number, id: string) => encode(packets(seed, 2000), `s${seed}`, id.repeat(32))
-  const description9 = async (store: Store) =>
-    (await store.query<{ d: string }>('SELECT description AS d FROM schema_migrations WHERE version = 9'))[0]!.d
+  /** What schema_migrations says of `version`: its description, or why the store kept what it had. */
+  const description = async (store: Store, version: number) =>
+    (
+      await store.query<{ d: string }>('SELECT description AS d FROM schema_migrations WHERE version = {v:UInt32}', {
+        v: version,
+      })
+    )[0]!.d
 
   it('a new store fills the daily aggregate from the source-day rows; a batch re-sent after a crash between the views completes what was missing, once, also after a restart', async () => {
     const open = newStoreDir()
     let store = await open()
     try {
       expect(await readers(store)).toEqual(CHAINED)
-      expect(await description9(store)).toBe(v9.description)
+      expect(await description(store, 9)).toBe(v9.description)
       await store.insertRowBinary('events', EVENT_STRUCTURE, batch(31, 'b'), 'b-0')
       expectAgreement(await aggregatesAndRecount(store), 2000)
       // A crash after events, source_daily and hourly_agg stored a block, before daily_agg did:
@@ -400,7 +405,7 @@ describe('aggregate views and schema v4', () => {
     }
     await upgradeFrom([9], downgrade, async (store) => {
       expect(await readers(store)).toEqual(FROM_EVENTS)
-      expect(await description9(store)).toBe(v9.kept)
+      expect(await description(store, 9)).toBe(v9.kept)
       // A run interrupted before the upgrade, resumed after it: its stored block comes again.
       await store.insertRowBinary('events', EVENT_STRUCTURE, batch(30, 'a'), 'a-0')
       await store.insertRowBinary('events', EVENT_STRUCTURE, batch(31, 'b'), 'b-0')
@@ -448,14 +453,12 @@ describe('aggregate views and schema v4', () => {
     await store.command(v1SourceView)
     if (block) await store.insertRowBinary('events', EVENT_STRUCTURE, block.body(), block.token)
   }
-  const description11 = async (store: Store) =>
-    (await store.query<{ d: string }>('SELECT description AS d FROM schema_migrations WHERE version = 11'))[0]!.d
 
   it('a new store keeps IPv4 dark addresses in a bitmap and the others in dsts; across days and re-sent blocks each address counts once', async () => {
     const open = newStoreDir()
     const store = await open()
     try {
-      expect(await description11(store)).toBe(v11.description)
+      expect(await description(store, 11)).toBe(v11.description)
       expect(await sourceView(store)).toContain('groupBitmapStateIf')
       await store.insertRowBinary('events', EVENT_STRUCTURE, batch(40, 'f'), 'f-0')
       await store.insertRowBinary('events', EVENT_STRUCTURE, batch(41, 'g'), 'g-0')
@@ -473,7 +476,7 @@ describe('aggregate views and schema v4', () => {
 
   it('a store at schema version 9 that holds data keeps every dark address in dsts, and the same expression counts them exactly', async () => {
     await upgradeFrom([10, 11], backToVersion9({ body: () => batch(42, 'h'), token: 'h-0' }), async (store) => {
-      expect(await description11(store)).toBe(v11.kept)
+      expect(await description(store, 11)).toBe(v11.kept)
       expect(await sourceView(store)).not.toContain('dsts_v4')
       await store.insertRowBinary('events', EVENT_STRUCTURE, batch(42, 'h'), 'h-0')
       await store.insertRowBinary('events', EVENT_STRUCTURE, batch(43, 'i'), 'i-0')
@@ -486,7 +489,7 @@ describe('aggregate views and schema v4', () => {
 
   it('a store at schema version 9 that holds no data gets the IPv4 bitmaps', async () => {
     await upgradeFrom([10, 11], backToVersion9(), async (store) => {
-      expect(await description11(store)).toBe(v11.description)
+      expect(await description(store, 11)).toBe(v11.description)
       await store.insertRowBinary('events', EVENT_STRUCTURE, batch(44, 'j'), 'j-0')
       const { stored, recount } = await darkAddresses(store)
       expect(stored).toEqual(recount)
