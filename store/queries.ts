@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { NTP_CLASSES } from '../core/event.js'
 import { TeitenError } from '../core/errors.js'
-import { freshWholeWeeks, rollupPlan, sourceRowsSql, staleRollupDays } from './rollup.js'
+import { freshWholeWeeks, rollupPlan, sourceRowsSql, staleRollupDays, weeklyTableFor } from './rollup.js'
 import type { Store } from './store.js'
 
 export const DAILY_KEYS = ['day', 'sensor', 'country', 'class'] as const
@@ -173,18 +173,19 @@ export function dailyRollupSql(
 
 /**
  * Totals of a range (`by` empty: the dashboard's headline figures): packets from `daily_agg`,
- * distinct sources by a GROUP BY on the address alone over `source_weekly` for the range's
+ * distinct sources by a GROUP BY on the address alone over a weekly rollup for the range's
  * whole weeks and `source_daily` for the other days. Merging `daily_agg`'s source sets runs on
  * one core, a GROUP BY with a 128-bit key on both, over 3.8x fewer rows where weeks are whole.
  * 90 days of the 1e9-event bench store: 1,000-1,060 ms merging sets, 820-920 ms grouping
- * source_daily alone, 366-490 ms with the weeks.
+ * source_daily alone, 366-490 ms with source_weekly (round 10's host); without sensor, country
+ * or class filters `source_weekly_totals`, 291-317 ms against 478-593 (round 13's host).
  */
 export function totalsSql(q: DailyQuery, weeks: string[]): { sql: string; params: Record<string, unknown> } {
   const params: Record<string, unknown> = {}
   const days = dayTerms(q, params)
   const filters = filterTerms(q, params)
   const where = [...days, ...filters]
-  const rows = sourceRowsSql({ days, filters }, weeks, params, false)
+  const rows = sourceRowsSql({ days, filters }, weeks, params, false, weeklyTableFor(q))
   const sql =
     `SELECT (SELECT toUInt64(sum(packets)) FROM daily_agg${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''}) AS packets,` +
     ` (SELECT count() FROM (SELECT src FROM (${rows}) GROUP BY src)) AS sources`
@@ -195,7 +196,7 @@ export async function queryDaily(store: Store, q: DailyQuery): Promise<DailyRow[
   let statement: { sql: string; params: Record<string, unknown> } | undefined
   const plan = rollupPlan(q)
   if (plan) statement = dailyRollupSql(q, await staleRollupDays(store, q, plan.keys))
-  else if (q.by.length === 0) statement = totalsSql(q, await freshWholeWeeks(store, q))
+  else if (q.by.length === 0) statement = totalsSql(q, await freshWholeWeeks(store, q, weeklyTableFor(q)))
   statement ??= dailySql(q)
   const rows = await store.query<DailyRow>(statement.sql, statement.params, READ_SETTINGS)
   // Exactly the keys asked for, then packets and sources, in that order.

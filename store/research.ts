@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { TeitenError } from '../core/errors.js'
 import { NTP_CLASSES } from '../core/event.js'
 import { csvList, dayTerms, filterShape, filterTerms, isoDay, READ_SETTINGS } from './queries.js'
-import { freshWholeWeeks, sourceRowsSql } from './rollup.js'
+import { freshWholeWeeks, sourceRowsSql, weeklyTableFor } from './rollup.js'
 import { DARK_ADDRESSES_SQL, EVENT_COLUMNS } from './schema.js'
 import type { QueryParams, Settings, Store } from './store.js'
 
@@ -252,11 +252,14 @@ export async function querySources(store: Store, q: SourcesQuery): Promise<Sourc
   const order = SOURCE_ORDERS[q.order]
   const dir = q.dir === 'asc' ? 'ASC' : 'DESC'
   const cheap = CHEAP_ORDERS[q.order]
-  // Ranked by packets, the whole weeks of the range come from source_weekly (store/rollup.ts):
+  // Ranked by packets, the whole weeks of the range come from a weekly rollup (store/rollup.ts):
   // a row per source and week instead of per day. Top 15 of 90 days, 1e9-event bench store:
-  // the ranking 0.87-1.04 s from source_daily alone, 0.38-0.47 s with the weeks.
-  const weeks = q.order === 'packets' ? await freshWholeWeeks(store, q) : []
-  const ranked = sourceRowsSql({ days, filters }, weeks, params, true)
+  // the ranking 0.87-1.04 s from source_daily alone, 0.38-0.47 s with source_weekly (round 10's
+  // host), 368-438 ms against 807-926 with source_weekly_totals where no filter needs the
+  // sensor, country or class (round 13's, slower host).
+  const table = weeklyTableFor(q)
+  const weeks = q.order === 'packets' ? await freshWholeWeeks(store, q, table) : []
+  const ranked = sourceRowsSql({ days, filters }, weeks, params, true, table)
   // The same key and tie-break as the outer ORDER BY: the same `limit` sources win.
   const winners = cheap
     ? [
@@ -571,7 +574,7 @@ export function checkAst(rows: string[]): void {
       }
       if (inTable && !ALLOWED_TABLE_FUNCTIONS.has(name)) {
         reject(
-          `the table function ${name}() is not allowed; read the tables events, daily_agg, hourly_agg, source_daily, daily_rollup, source_weekly`,
+          `the table function ${name}() is not allowed; read the tables events, daily_agg, hourly_agg, source_daily, daily_rollup, source_weekly, source_weekly_totals`,
         )
       }
     }

@@ -37,7 +37,7 @@ export function registerSql(program: Command): void {
   const cmd = program
     .command('sql')
     .description(
-      'one read-only SELECT over events, daily_agg, hourly_agg, source_daily, daily_rollup, source_weekly ("-" reads it from stdin)',
+      'one read-only SELECT over events, daily_agg, hourly_agg, source_daily, daily_rollup, source_weekly, source_weekly_totals ("-" reads it from stdin)',
     )
     .argument('<query>', 'the SELECT, or - for stdin')
     .option('--format <format>', 'table|json|csv', 'table')

@@ -74,9 +74,10 @@ describe('daily rollup', () => {
     // Five days, eight groupings of (sensor, country, class) each.
     expect(await staleRollup(store)).toHaveLength(40)
     await store.command('SYSTEM STOP MERGES daily_rollup')
-    // 40 (day, grouping) pairs and the two weeks of source_weekly (Nov 25 and Dec 2), at most
-    // 3,000 packets per statement: the 7,000 packets of five days take three statements.
-    expect(await refreshRollup(store, undefined, { packetsPerStatement: 3000 })).toBe(42)
+    // 40 (day, grouping) pairs and the two weeks (Nov 25 and Dec 2) of source_weekly and of
+    // source_weekly_totals, at most 3,000 packets per statement: the 7,000 packets of five days
+    // take three statements.
+    expect(await refreshRollup(store, undefined, { packetsPerStatement: 3000 })).toBe(44)
     // One part per statement: a day's groupings are stored whole or not at all.
     const parts = async () =>
       Number(
@@ -123,7 +124,7 @@ describe('daily rollup', () => {
       now.find((r) => r.day === '2013-12-04')!.packets,
     )
 
-    expect(await refreshRollup(store)).toBe(41) // and the week of Dec 2
+    expect(await refreshRollup(store)).toBe(42) // and the week of Dec 2 in both weekly rollups
     expect(await staleRollup(store)).toEqual([])
     for (const q of QUERIES) {
       const parsed = parseDailyQuery(q)

@@ -4,7 +4,7 @@ import { silentLogger } from '../../core/logger.js'
 import { openStore } from '../../store/open.js'
 import { dailySql, parseDailyQuery, queryDaily, READ_SETTINGS } from '../../store/queries.js'
 import { parseSourcesQuery, querySources } from '../../store/research.js'
-import { freshWholeWeeks, refreshRollup, staleWeeks } from '../../store/rollup.js'
+import { freshWholeWeeks, refreshRollup, staleWeeks, WEEKLY_TABLES } from '../../store/rollup.js'
 import { EVENT_STRUCTURE } from '../../store/schema.js'
 import type { Store } from '../../store/store.js'
 import { encodeRows, type PacketSpec, seededDraw } from '../helpers/packets.js'
@@ -72,27 +72,82 @@ describe('source_weekly', () => {
           ])
         }
       }
-      expect(await freshWholeWeeks(s, {})).toEqual([])
+      for (const table of WEEKLY_TABLES) expect(await freshWholeWeeks(s, {}, table), table).toEqual([])
       await ranked()
       await refreshRollup(s)
-      // Without bounds every week is whole in the range.
-      expect(await freshWholeWeeks(s, {})).toEqual([
-        '2013-11-25',
-        '2013-12-02',
-        '2013-12-09',
-        '2013-12-16',
-        '2013-12-23',
-      ])
-      expect(await freshWholeWeeks(s, { from: '2013-12-03', to: '2013-12-22' })).toEqual(['2013-12-09', '2013-12-16'])
+      for (const table of WEEKLY_TABLES) {
+        // Without bounds every week is whole in the range.
+        expect(await freshWholeWeeks(s, {}, table), table).toEqual([
+          '2013-11-25',
+          '2013-12-02',
+          '2013-12-09',
+          '2013-12-16',
+          '2013-12-23',
+        ])
+        expect(await freshWholeWeeks(s, { from: '2013-12-03', to: '2013-12-22' }, table), table).toEqual([
+          '2013-12-09',
+          '2013-12-16',
+        ])
+      }
       await ranked()
       // More packets in the week of Dec 9 (Dec 10-14): it is stale, read from source_daily until refreshed.
       await s.insertRowBinary('events', EVENT_STRUCTURE, encodeRows(packets(99, 3000, 9), 'b', 'e'.repeat(32)), 'e-0')
-      expect(await staleWeeks(s)).toEqual(['2013-12-09'])
-      expect(await freshWholeWeeks(s, {})).toEqual(['2013-11-25', '2013-12-02', '2013-12-16', '2013-12-23'])
+      for (const table of WEEKLY_TABLES) {
+        expect(await staleWeeks(s, {}, table), table).toEqual(['2013-12-09'])
+        expect(await staleWeeks(s, { from: '2013-12-10', to: '2013-12-11' }, table), table).toEqual(['2013-12-09'])
+        expect(await staleWeeks(s, { from: '2013-12-16' }, table), table).toEqual([])
+        expect(await freshWholeWeeks(s, {}, table), table).toEqual([
+          '2013-11-25',
+          '2013-12-02',
+          '2013-12-16',
+          '2013-12-23',
+        ])
+      }
       await ranked()
       await refreshRollup(s)
-      expect(await staleWeeks(s)).toEqual([])
+      for (const table of WEEKLY_TABLES) expect(await staleWeeks(s, {}, table), table).toEqual([])
       await ranked()
+      // The totals are source_weekly's rows summed over sensor, country and class.
+      const [same] = await s.query<{ n: string }>(
+        `SELECT toString(count()) AS n FROM (
+           SELECT week, src, access, sum(packets) AS p FROM source_weekly FINAL GROUP BY week, src, access
+           EXCEPT SELECT week, src, access, packets FROM source_weekly_totals FINAL)`,
+      )
+      expect(same!.n).toBe('0')
+    } finally {
+      await s.close()
+      d.cleanup()
+    }
+  })
+
+  it('ranks an unfiltered range from source_weekly_totals and a filtered one from source_weekly', async () => {
+    const d = tempDir()
+    const s = await openStore({ dataDir: d.path, logger: silentLogger, host: false })
+    try {
+      await s.insertRowBinary('events', EVENT_STRUCTURE, encodeRows(packets(7, 4000, 1), 'a', 'd'.repeat(32)), 'd-0')
+      await refreshRollup(s)
+      const range = { from: '2013-12-02', to: '2013-12-08', limit: 5 }
+      const before = await querySources(s, parseSourcesQuery(range))
+      const monlist = await querySources(s, parseSourcesQuery({ ...range, class: 'monlist' }))
+      expect(before).toHaveLength(5)
+      // A row planted in one table at the week's current version: the ranking that reads it
+      // puts a source first that source_daily does not know, and the summary drops it.
+      const plant = (table: string, columns: string, values: string) =>
+        s.command(
+          `INSERT INTO ${table} (${columns}) SELECT toDate('2013-12-02'), toIPv6('192.0.2.99'), ${values}true, 1000000000,
+             (SELECT max(version) FROM ${table} WHERE week = '2013-12-02')`,
+        )
+      const ranking = async (q: Record<string, unknown>) =>
+        (await querySources(s, parseSourcesQuery({ ...range, ...q }))).map((r) => r.address)
+      await plant('source_weekly_totals', 'week, src, access, packets, version', '')
+      expect(await ranking({})).toEqual(before.slice(0, 4).map((r) => r.address))
+      expect(await ranking({ class: 'monlist' })).toEqual(monlist.map((r) => r.address))
+      await plant(
+        'source_weekly',
+        'week, src, sensor, country, class, access, packets, version',
+        "'a', 'CN', 'monlist', ",
+      )
+      expect(await ranking({ class: 'monlist' })).toEqual(monlist.slice(0, 4).map((r) => r.address))
     } finally {
       await s.close()
       d.cleanup()
