@@ -105,15 +105,15 @@ export async function staleRollup(
   const where = dayTerms(range, params)
   const and = where.map((w) => ` AND ${w}`).join('')
   const rows = await store.query<{ d: string; k: number; p: string }>(
-    `SELECT toString(a.day) AS d, toUInt8(a.k) AS k, toString(a.p) AS p
+    // NOT IN a set of the current versions rather than a LEFT JOIN: the same rows (a day's total
+    // is never 0), 24-41 ms against 30-113 on the 20M-packet bench store (the join's every
+    // fourth run took ~100 ms).
+    `SELECT toString(day) AS d, toUInt8(k) AS k, toString(p) AS p
      FROM (SELECT day, k, p FROM (SELECT day, sum(packets) AS p FROM daily_agg WHERE 1${and} GROUP BY day)
-           ARRAY JOIN {groupings:Array(UInt8)} AS k) AS a
-     LEFT JOIN (SELECT day, keys, max(version) AS v FROM daily_rollup WHERE scope = 'all'${and} GROUP BY day, keys) AS r
-       ON a.day = r.day AND a.k = r.keys
-     WHERE r.v != a.p
+           ARRAY JOIN {groupings:Array(UInt8)} AS k)
+     WHERE (day, k, p) NOT IN (SELECT day, keys, max(version) FROM daily_rollup WHERE scope = 'all'${and} GROUP BY day, keys)
      ORDER BY d, k`,
     params,
-    { join_use_nulls: 0 },
   )
   return rows.map((r) => ({ day: r.d, keys: Number(r.k), packets: Number(r.p) }))
 }
@@ -204,13 +204,12 @@ async function staleWeekTotals(
   // days: 13-24 ms vs 230-255 ms). While an insert is between the two views the totals differ
   // for a moment: the week reads as stale, or as it was before that insert.
   const rows = await store.query<{ w: string; p: string }>(
-    `SELECT toString(a.w) AS w, toString(a.p) AS p
-     FROM (SELECT toMonday(day) AS w, sum(packets) AS p FROM daily_agg${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} GROUP BY w) AS a
-     LEFT JOIN (SELECT week, max(version) AS v FROM ${table}${versionWhere.length > 0 ? ` WHERE ${versionWhere.join(' AND ')}` : ''} GROUP BY week) AS r ON a.w = r.week
-     WHERE r.v != a.p
+    // NOT IN, as in staleRollup: 22-34 ms against 23-125 for a LEFT JOIN (20M-packet bench store).
+    `SELECT toString(w) AS w, toString(p) AS p
+     FROM (SELECT toMonday(day) AS w, sum(packets) AS p FROM daily_agg${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} GROUP BY w)
+     WHERE (w, p) NOT IN (SELECT week, max(version) FROM ${table}${versionWhere.length > 0 ? ` WHERE ${versionWhere.join(' AND ')}` : ''} GROUP BY week)
      ORDER BY w`,
     params,
-    { join_use_nulls: 0 },
   )
   return rows.map((r) => ({ week: r.w, packets: Number(r.p) }))
 }
