@@ -162,7 +162,7 @@ SELECT week, src, access, packets, sum(packets) OVER (PARTITION BY week) AS vers
 FROM (
   SELECT week, src, access, sum(packets) AS packets
   FROM source_weekly FINAL
-  WHERE week IN {weeks:Array(Date)}
+  WHERE week >= {first:Date} AND week <= {last:Date} AND week IN {weeks:Array(Date)}
   GROUP BY week, src, access
 )`
 
@@ -237,8 +237,7 @@ export async function refreshRollup(
     weekCount += weeks.length
     for (const run of chunks(weeks, budget)) {
       const list = run.map((w) => w.week)
-      const params = table === 'source_weekly' ? { weeks: list, first: list[0], last: list.at(-1) } : { weeks: list }
-      await store.command(WEEKLY_REFRESH[table], params, ONE_BLOCK)
+      await store.command(WEEKLY_REFRESH[table], { weeks: list, first: list[0], last: list.at(-1) }, ONE_BLOCK)
     }
   }
   const refreshed = stale.length + weekCount
