@@ -1,6 +1,7 @@
 import { afterAll, beforeAll } from 'vitest'
 import { silentLogger } from '../../core/logger.js'
 import { openStore } from '../../store/open.js'
+import { dailySql, parseDailyQuery, READ_SETTINGS } from '../../store/queries.js'
 import type { Store } from '../../store/store.js'
 import { tempDir } from './tmp.js'
 
@@ -21,4 +22,14 @@ export function embeddedStoreForFile(onOpen: (store: Store) => void): { path: st
     dir.cleanup()
   })
   return dir
+}
+
+/** A daily query answered from `daily_agg`'s states alone: what every faster path must equal. */
+export async function dailyFromStates(store: Store, q: Record<string, unknown>) {
+  const { sql, params } = dailySql(parseDailyQuery(q))
+  return (await store.query<Record<string, unknown>>(sql, params, READ_SETTINGS)).map((r) => ({
+    ...r,
+    packets: Number(r.packets),
+    sources: Number(r.sources),
+  }))
 }

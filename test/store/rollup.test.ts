@@ -2,11 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { NtpClass } from '../../core/event.js'
 import { silentLogger } from '../../core/logger.js'
 import { openStore } from '../../store/open.js'
-import { dailyRollupSql, dailySql, parseDailyQuery, queryDaily, READ_SETTINGS } from '../../store/queries.js'
+import { dailyRollupSql, parseDailyQuery, queryDaily, READ_SETTINGS } from '../../store/queries.js'
 import { refreshRollup, rollupPlan, staleRollup } from '../../store/rollup.js'
 import { EVENT_STRUCTURE } from '../../store/schema.js'
 import type { Store } from '../../store/store.js'
 import { encodeRows, type PacketSpec, seededDraw } from '../helpers/packets.js'
+import { dailyFromStates } from '../helpers/store.js'
 import { tempDir } from '../helpers/tmp.js'
 
 /** Packets over five days: sources shared between classes, countries, sensors and days. */
@@ -58,14 +59,7 @@ afterAll(async () => {
   dir.cleanup()
 })
 
-async function fromStates(q: Record<string, unknown>) {
-  const { sql, params } = dailySql(parseDailyQuery(q))
-  return (await store.query<Record<string, unknown>>(sql, params, READ_SETTINGS)).map((r) => ({
-    ...r,
-    packets: Number(r.packets),
-    sources: Number(r.sources),
-  }))
-}
+const fromStates = (q: Record<string, unknown>) => dailyFromStates(store, q)
 
 describe('daily rollup', () => {
   it('answers every per-day query exactly as the source sets do, and marks days stale when data arrives', async () => {
