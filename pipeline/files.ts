@@ -1,4 +1,4 @@
-import { lstat, readdir, realpath, stat } from 'node:fs/promises'
+import { lstatSync, readdirSync, realpathSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { TeitenError } from '../core/errors.js'
 
@@ -13,6 +13,11 @@ export interface CaptureFile {
  * Expands PATH arguments into capture files: directories recursively, in a stable order.
  * Symbolic links are followed only when the user named them; links met while walking a
  * directory are skipped, so a link loop or a link out of the spool cannot widen what is read.
+ *
+ * Synchronous on purpose: it runs once, before anything else of the run has started, and the
+ * hashing of the captures waits for its list. The bench's spool (7,704 files in three folders)
+ * took 1.0-1.7 s to list with an awaited `lstat` per file (a round trip through libuv's pool
+ * each), 51-63 ms with `lstatSync` (64-178 ms with all of a folder's `lstat` awaited at once).
  */
 export async function expandPaths(paths: string[], sensorOverride?: string): Promise<CaptureFile[]> {
   const out: CaptureFile[] = []
@@ -22,27 +27,27 @@ export async function expandPaths(paths: string[], sensorOverride?: string): Pro
     seen.add(path)
     out.push({ path, size, sensor: sensorOverride ?? basename(dirname(resolve(path))) })
   }
-  const walk = async (dir: string, visited: Set<string>) => {
-    const real = await realpath(dir)
+  const walk = (dir: string, visited: Set<string>) => {
+    const real = realpathSync(dir)
     if (visited.has(real)) return
     visited.add(real)
-    const entries = await readdir(dir, { withFileTypes: true })
+    const entries = readdirSync(dir, { withFileTypes: true })
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     for (const entry of entries) {
       if (entry.name.startsWith('.')) continue
       const path = join(dir, entry.name)
-      if (entry.isDirectory()) await walk(path, visited)
-      else if (entry.isFile()) add(path, (await lstat(path)).size)
+      if (entry.isDirectory()) walk(path, visited)
+      else if (entry.isFile()) add(path, lstatSync(path).size)
     }
   }
   for (const arg of paths) {
-    let info: Awaited<ReturnType<typeof stat>>
+    let info: ReturnType<typeof statSync>
     try {
-      info = await stat(arg)
+      info = statSync(arg)
     } catch (err) {
       throw new TeitenError('USAGE', `${arg}: no such file or directory`, { file: arg }, { cause: err })
     }
-    if (info.isDirectory()) await walk(arg, new Set())
+    if (info.isDirectory()) walk(arg, new Set())
     else if (info.isFile()) add(arg, info.size)
     else throw new TeitenError('USAGE', `${arg}: not a file or directory`, { file: arg })
   }
