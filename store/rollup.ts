@@ -1,5 +1,5 @@
 import type { Logger } from '../core/logger.js'
-import { type DailyQuery, dayTerms } from './queries.js'
+import { type DailyQuery, dayTerms, READ_SETTINGS } from './queries.js'
 import type { Store } from './store.js'
 
 /**
@@ -135,9 +135,11 @@ export async function staleRollupDays(
 /**
  * The active parts of some tables, as one string: any insert, merge, mutation or drop changes
  * it (every new part has a new name, and name, rows and modification time are hashed together
- * so that a table emptied and refilled after a server restart does not repeat it).
+ * so that a table emptied and refilled after a server restart does not repeat it), and how many
+ * of the tables have parts listed at all.
  */
-const PARTS_FINGERPRINT_SQL = `SELECT concat(toString(count()), ':', toString(groupBitXor(cityHash64(table, name, rows, modification_time)))) AS f
+const PARTS_FINGERPRINT_SQL = `SELECT toUInt32(uniqExact(table)) AS listed,
+  concat(toString(count()), ':', toString(groupBitXor(cityHash64(table, name, rows, modification_time)))) AS f
 FROM system.parts WHERE database = currentDatabase() AND active AND table IN {tables:Array(String)}`
 
 /** Remembered answers per store: key -> the parts they were computed on. */
@@ -157,8 +159,11 @@ const MAX_REMEMBERED = 256
  * the query and anything inserted after them is the query's race, as before.
  */
 async function whileSameParts<T>(store: Store, tables: string[], key: string, compute: () => Promise<T>): Promise<T> {
-  const [row] = await store.query<{ f: string }>(PARTS_FINGERPRINT_SQL, { tables })
-  const parts = `${tables.join(',')}:${row?.f ?? ''}`
+  const [row] = await store.query<{ listed: number; f: string }>(PARTS_FINGERPRINT_SQL, { tables }, READ_SETTINGS)
+  // A table without listed parts is empty (cheap to check) or not stored here (a Distributed
+  // table's rows live on its shards): its changes would not show, so nothing is remembered.
+  if (!row || Number(row.listed) < tables.length) return compute()
+  const parts = `${tables.join(',')}:${row.f}`
   let memo = answers.get(store)
   if (!memo) {
     memo = new Map()

@@ -56,6 +56,14 @@ const insert = (packets: PacketSpec[]) =>
 const fromStates = (q: Record<string, unknown>) => dailyFromStates(base, q)
 
 describe('freshness checks of the rollups', () => {
+  it('are asked every time while a table they read has no parts to tell its changes by', async () => {
+    const { store, sql } = recording(base)
+    const q = parseDailyQuery({ by: 'day,country', from: '2013-12-02', to: '2013-12-15' })
+    expect(await queryDaily(store, q)).toEqual([])
+    expect(await queryDaily(store, q)).toEqual([])
+    expect(checks(sql)).toBe(2)
+  })
+
   it('are asked once while no part changes, and again after an insert, a merge or a refresh', async () => {
     await insert(probes(1, 3000))
     await refreshRollup(base)
