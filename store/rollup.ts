@@ -163,7 +163,7 @@ async function whileSameParts<T>(store: Store, tables: string[], key: string, co
   // A table without listed parts is empty (cheap to check) or not stored here (a Distributed
   // table's rows live on its shards): its changes would not show, so nothing is remembered.
   if (!row || Number(row.listed) < tables.length) return compute()
-  const parts = `${tables.join(',')}:${row.f}`
+  const parts = row.f
   let memo = answers.get(store)
   if (!memo) {
     memo = new Map()
