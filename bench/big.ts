@@ -11,9 +11,10 @@
  * - daily_agg: aggregated from that source_daily (exact source states per day x sensor x
  *   country x class x access): by the view as the rows go in (schema v9), as an ingest does.
  * - daily_rollup: refreshed as after an ingest (store/rollup.ts).
- * - hourly_agg: the same per hour, each source-day counted in the hour it was first seen (the
- *   real hour of every packet is not in source_daily); the row count and state sizes are of the
- *   same order as the view would make from the events.
+ * - hourly_agg: the packets per hour, each source-day's in the hour it was first seen (the real
+ *   hour of every packet is not in source_daily); the row count is of the order the view would
+ *   make from the events. The hourly sources come from the copied rows' `hours`, as in every
+ *   store made since schema v15 (store/schema.ts hourlySql).
  *
  *   node dist/bench/big.js export SRC_DATA DIR      (writes DIR/source_daily.native)
  *   node dist/bench/big.js build BIG_DATA DIR FACTOR
@@ -25,7 +26,7 @@ import { refreshRollup } from '../store/rollup.js'
 import type { Store } from '../store/store.js'
 
 const SOURCE_DAILY =
-  "day Date, src IPv6, sensor String, country String, class Int8, access Bool, bogon Bool, packets UInt64, first_seen DateTime64(9, 'UTC'), last_seen DateTime64(9, 'UTC'), dsts AggregateFunction(uniqExact, IPv6), dsts_v4 AggregateFunction(groupBitmap, UInt32)"
+  "day Date, src IPv6, sensor String, country String, class Int8, access Bool, bogon Bool, packets UInt64, first_seen DateTime64(9, 'UTC'), last_seen DateTime64(9, 'UTC'), dsts AggregateFunction(uniqExact, IPv6), dsts_v4 AggregateFunction(groupBitmap, UInt32), hours UInt32"
 
 function quote(path: string): string {
   return `'${path.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
@@ -45,7 +46,7 @@ export async function exportAggregates(srcData: string, dir: string): Promise<vo
   const store = await openStore({ dataDir: srcData, logger: silentLogger, host: false })
   try {
     await store.command(
-      `INSERT INTO FUNCTION file(${quote(join(dir, 'source_daily.native'))}, Native) SELECT day, src, sensor, country, toInt8(class) AS class, access, bogon, packets, first_seen, last_seen, dsts, dsts_v4 FROM source_daily SETTINGS engine_file_truncate_on_insert = 1`,
+      `INSERT INTO FUNCTION file(${quote(join(dir, 'source_daily.native'))}, Native) SELECT day, src, sensor, country, toInt8(class) AS class, access, bogon, packets, first_seen, last_seen, dsts, dsts_v4, hours FROM source_daily SETTINGS engine_file_truncate_on_insert = 1`,
     )
   } finally {
     await store.close()
@@ -64,7 +65,8 @@ export async function buildBig(bigData: string, dir: string, factor: number): Pr
     const copy = `if(k = 0, src, toIPv6(concat('2001:', lower(hex(toUInt16(k))), ':', substring(hex(src), 17, 4), ':', substring(hex(src), 21, 4), ':', substring(hex(src), 25, 4), ':', substring(hex(src), 29, 4), '::')))`
     await step(
       'source_daily',
-      `INSERT INTO source_daily SELECT day, ${copy} AS src, sensor, country, class, access, bogon, packets, first_seen, last_seen, dsts, dsts_v4
+      `INSERT INTO source_daily (day, src, sensor, country, class, access, bogon, packets, first_seen, last_seen, dsts, dsts_v4, hours)
+       SELECT day, ${copy} AS src, sensor, country, class, access, bogon, packets, first_seen, last_seen, dsts, dsts_v4, hours
        FROM file(${quote(join(dir, 'source_daily.native'))}, Native, ${quote(SOURCE_DAILY)}) ARRAY JOIN range(${factor}) AS k
        SETTINGS max_insert_threads = 2, max_threads = 2`,
     )
@@ -82,7 +84,8 @@ export async function buildBig(bigData: string, dir: string, factor: number): Pr
     }
     await step(
       'hourly_agg',
-      `INSERT INTO hourly_agg SELECT toStartOfHour(first_seen) AS hour, sensor, country, class, access, sum(packets), uniqExactState(src)
+      `INSERT INTO hourly_agg (hour, sensor, country, class, access, packets)
+       SELECT toStartOfHour(first_seen) AS hour, sensor, country, class, access, sum(packets)
        FROM source_daily GROUP BY hour, sensor, country, class, access SETTINGS max_threads = 2`,
     )
     // What `teiten ingest` and `sink` do after storing: the per-day rollup of every grouping.

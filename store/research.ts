@@ -4,7 +4,7 @@ import { TeitenError } from '../core/errors.js'
 import { NTP_CLASSES } from '../core/event.js'
 import { csvList, dayTerms, filterShape, filterTerms, isoDay, READ_SETTINGS } from './queries.js'
 import { freshWholeWeeks, sourceRowsSql, weeklyTableFor } from './rollup.js'
-import { DARK_ADDRESSES_SQL, EVENT_COLUMNS } from './schema.js'
+import { DARK_ADDRESSES_SQL, EVENT_COLUMNS, hourlyLayoutOf, hourlySql } from './schema.js'
 import type { QueryParams, Settings, Store } from './store.js'
 
 /**
@@ -180,25 +180,23 @@ export type HourlyRow = Record<string, string | number>
 
 export async function queryHourly(store: Store, q: HourlyQuery): Promise<HourlyRow[]> {
   const params: QueryParams = { day: q.day }
-  const where = [
-    "hour >= toDateTime({day:Date}, 'UTC')",
-    "hour < toDateTime({day:Date}, 'UTC') + INTERVAL 1 DAY",
-    ...filterTerms(q, params),
-  ]
-  const keys = q.by.map((k) =>
-    k === 'hour' ? 'toUnixTimestamp(hour) AS k_hour' : k === 'class' ? 'toString(class) AS k_class' : `${k} AS k_${k}`,
+  const terms = {
+    hours: ["hour >= toDateTime({day:Date}, 'UTC')", "hour < toDateTime({day:Date}, 'UTC') + INTERVAL 1 DAY"],
+    days: ['day = {day:Date}'],
+    filters: filterTerms(q, params),
+  }
+  const keys = q.by.map((k): [string, string] =>
+    k === 'hour' ? ['toUnixTimestamp(hour)', 'k_hour'] : k === 'class' ? ['toString(class)', 'k_class'] : [k, `k_${k}`],
   )
-  const group = q.by.map((k) => `k_${k}`)
   const order = [
     ...(q.by.includes('hour') ? ['k_hour ASC'] : []),
     'packets DESC',
-    ...group.filter((k) => k !== 'k_hour').map((k) => `${k} ASC`),
+    ...keys
+      .map(([, a]) => a)
+      .filter((k) => k !== 'k_hour')
+      .map((k) => `${k} ASC`),
   ]
-  const sql =
-    `SELECT ${[...keys, 'sum(packets) AS packets', 'uniqExactMerge(sources) AS sources'].join(', ')}` +
-    ` FROM (SELECT * FROM hourly_agg${whereClause(where)})` +
-    (group.length > 0 ? ` GROUP BY ${group.join(', ')}` : '') +
-    ` ORDER BY ${order.join(', ')}`
+  const sql = `${hourlySql(await hourlyLayoutOf(store), keys, terms)} ORDER BY ${order.join(', ')}`
   const rows = await store.query<Record<string, string | number>>(sql, params, READ_SETTINGS)
   return rows.map((r) => {
     const out: HourlyRow = {}

@@ -232,7 +232,7 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
       },
       '/api/hourly': {
         get: {
-          summary: 'Hourly counts of one day, from hourly_agg',
+          summary: 'Hourly counts of one day, from hourly_agg and the hours of the source-day rows',
           parameters: [
             q('day', 'the day (UTC)', day, true),
             q('by', 'grouping keys (default hour,country)', {

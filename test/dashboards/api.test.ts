@@ -110,7 +110,7 @@ describe('GET /api/daily', () => {
 })
 
 describe('GET /api/hourly', () => {
-  it('splits a day into UTC hours from hourly_agg', async () => {
+  it('splits a day into UTC hours', async () => {
     const res = await get('/api/hourly?day=2014-01-03')
     expect(res.status).toBe(200)
     expect(res.json()).toEqual([

@@ -4,12 +4,15 @@ import { silentLogger } from '../../core/logger.js'
 import { batchToken } from '../../pipeline/sink.js'
 import { openStore } from '../../store/open.js'
 import { dailySql, parseDailyQuery, queryDaily, READ_SETTINGS } from '../../store/queries.js'
+import { parseHourlyQuery, queryHourly } from '../../store/research.js'
 import { refreshRollup } from '../../store/rollup.js'
 import {
   COMPACT_PART_BYTES,
   DARK_ADDRESSES_SQL,
   EVENT_STRUCTURE,
   FEWER_MERGES_TABLES,
+  hourlyLayoutOf,
+  hourlySql,
   MIGRATIONS,
   MIN_PARTS_TO_MERGE,
 } from '../../store/schema.js'
@@ -90,6 +93,13 @@ async function upgradeFrom(
 }
 
 const KEYS = 'sensor, toString(country) AS country, toString(class) AS class, toUInt8(access) AS access'
+const HOURLY_KEYS: [string, string][] = [
+  ['toString(hour)', 'k_hour'],
+  ['sensor', 'k_sensor'],
+  ['toString(country)', 'k_country'],
+  ['toString(class)', 'k_class'],
+  ['toUInt8(access)', 'k_access'],
+]
 
 /** Each aggregate table, merged, next to the same figures recounted from the raw events. */
 async function aggregatesAndRecount(store: Store) {
@@ -101,11 +111,9 @@ async function aggregatesAndRecount(store: Store) {
     dailyRecount: await q(
       `SELECT toString(toDate(ts)) AS day, sensor, toString(country) AS country, toString(class) AS class, toUInt8(dst_port = 123) AS access, toUInt64(count()) AS packets, toUInt64(uniqExact(src)) AS sources FROM events GROUP BY ALL`,
     ),
-    hourly: await q(
-      `SELECT toString(hour) AS hour, ${KEYS}, toUInt64(sum(packets)) AS packets, toUInt64(uniqExactMerge(sources)) AS sources FROM hourly_agg GROUP BY ALL`,
-    ),
+    hourly: await q(hourlySql(await hourlyLayoutOf(store), HOURLY_KEYS, { hours: [], days: [], filters: [] })),
     hourlyRecount: await q(
-      `SELECT toString(toStartOfHour(ts)) AS hour, sensor, toString(country) AS country, toString(class) AS class, toUInt8(dst_port = 123) AS access, toUInt64(count()) AS packets, toUInt64(uniqExact(src)) AS sources FROM events GROUP BY ALL`,
+      `SELECT toString(toStartOfHour(ts)) AS k_hour, sensor AS k_sensor, toString(country) AS k_country, toString(class) AS k_class, toUInt8(dst_port = 123) AS k_access, toUInt64(count()) AS packets, toUInt64(uniqExact(src)) AS sources FROM events GROUP BY ALL`,
     ),
     sources: await q(
       `SELECT toString(day) AS day, toString(src) AS src, ${KEYS}, max(bogon) AS bogon, toUInt64(sum(packets)) AS packets, toString(min(first_seen)) AS first, toString(max(last_seen)) AS last, toUInt64(${DARK_ADDRESSES_SQL}) AS dsts FROM source_daily GROUP BY ALL`,
@@ -438,16 +446,100 @@ describe('aggregate views and schema v4', () => {
               toUInt64(uniqExact(dst)) AS all FROM events GROUP BY src ORDER BY src`,
     ),
   })
-  const sourceView = async (store: Store) =>
+  /** The statement that made a view, as the store has it. */
+  const viewQuery = async (store: Store, name: string) =>
     (
       await store.query<{ q: string }>(
-        "SELECT create_table_query AS q FROM system.tables WHERE database = currentDatabase() AND name = 'source_daily_mv'",
+        'SELECT create_table_query AS q FROM system.tables WHERE database = currentDatabase() AND name = {name:String}',
+        { name },
       )
     )[0]!.q
+  const sourceView = (store: Store) => viewQuery(store, 'source_daily_mv')
   const v1SourceView = MIGRATIONS[0]!.statements.find((s) => s.includes('source_daily_mv'))!
   const v11 = MIGRATIONS.find((m) => m.version === 11)!
+  const v11SourceView = v11.statements.find((s) => s.startsWith('CREATE'))!
+  const v1HourlyView = MIGRATIONS[0]!.statements.find((s) => s.includes('hourly_agg_mv'))!
+  const v15 = MIGRATIONS.find((m) => m.version === 15)!
+  const hourlyView = (store: Store) => viewQuery(store, 'hourly_agg_mv')
+  /** Where the stored hourly sources are: sets in hourly_agg, and source-day rows with hours. */
+  const hourlyLayout = async (store: Store) => ({
+    hourlySets: Number(
+      (await store.query<{ n: string }>('SELECT toString(uniqExactMerge(sources)) AS n FROM hourly_agg'))[0]!.n,
+    ),
+    rowsWithHours: Number(
+      (await store.query<{ n: string }>('SELECT toString(countIf(hours != 0)) AS n FROM source_daily'))[0]!.n,
+    ),
+  })
+  /** What version 13 left: a set per hour in hourly_agg, no hours column; `block` stored under it. */
+  const backToVersion13 = (block?: { body: () => Buffer; token: string }) => async (store: Store) => {
+    await store.command('DROP VIEW source_daily_mv')
+    await store.command('DROP VIEW hourly_agg_mv')
+    await store.command('ALTER TABLE source_daily DROP COLUMN hours')
+    await store.command(v11SourceView)
+    await store.command(v1HourlyView)
+    if (block) await store.insertRowBinary('events', EVENT_STRUCTURE, block.body(), block.token)
+  }
+
+  it('a new store counts hourly sources from the hours of its source-day rows, hourly_agg keeping the packets; re-sent blocks count once', async () => {
+    const open = newStoreDir()
+    const store = await open()
+    try {
+      expect(await description(store, 15)).toBe(v15.description)
+      expect(await hourlyView(store)).not.toContain('sources')
+      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(50, 'k'), 'k-0')
+      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(51, 'l'), 'l-0')
+      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(50, 'k'), 'k-0')
+      const layout = await hourlyLayout(store)
+      expect(layout.hourlySets).toBe(0)
+      expect(layout.rowsWithHours).toBeGreaterThan(0)
+      const agg = await aggregatesAndRecount(store)
+      expectAgreement(agg, 4000)
+      // Sources that sent in more than one hour of a day: one source-day row, counted in each hour.
+      expect(agg.hourly.length).toBeGreaterThan(agg.sources.length / 2)
+      // The hourly query (teiten hourly, /api/hourly) over one day and a filter, against a recount.
+      const day = '2013-12-02'
+      const answer = await queryHourly(store, parseHourlyQuery({ day, by: 'hour,country', class: 'monlist' }))
+      const recount = await store.query<{ hour: string; country: string; packets: string; sources: string }>(
+        `SELECT formatDateTime(toStartOfHour(ts), '%Y-%m-%dT%H:00:00Z') AS hour, toString(country) AS country,
+                toString(count()) AS packets, toString(uniqExact(src)) AS sources
+         FROM events WHERE toDate(ts) = {day:Date} AND dst_port = 123 AND class = 'monlist'
+         GROUP BY hour, country ORDER BY hour, count() DESC, country`,
+        { day },
+      )
+      expect(answer.length).toBeGreaterThan(10)
+      expect(answer).toEqual(recount.map((r) => ({ ...r, packets: Number(r.packets), sources: Number(r.sources) })))
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('a store at schema version 13 that holds data keeps its hourly sets, and blocks stored before the upgrade and sent again after it count once', async () => {
+    await upgradeFrom([14, 15], backToVersion13({ body: () => batch(52, 'm'), token: 'm-0' }), async (store) => {
+      expect(await description(store, 15)).toBe(v15.kept)
+      expect(await hourlyView(store)).toContain('sources')
+      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(52, 'm'), 'm-0')
+      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(53, 'n'), 'n-0')
+      const layout = await hourlyLayout(store)
+      expect(layout.hourlySets).toBeGreaterThan(0)
+      expect(layout.rowsWithHours).toBe(0)
+      expectAgreement(await aggregatesAndRecount(store), 4000)
+    })
+  })
+
+  it('a store at schema version 13 that holds no data gets its hourly sources from the source-day rows', async () => {
+    await upgradeFrom([14, 15], backToVersion13(), async (store) => {
+      expect(await description(store, 15)).toBe(v15.description)
+      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(54, 'o'), 'o-0')
+      const layout = await hourlyLayout(store)
+      expect(layout).toEqual({ hourlySets: 0, rowsWithHours: expect.any(Number) })
+      expect(layout.rowsWithHours).toBeGreaterThan(0)
+      expectAgreement(await aggregatesAndRecount(store), 2000)
+    })
+  })
+
   /** What version 9 left: no bitmap column, the view keeps every address in dsts; `block` stored under it. */
   const backToVersion9 = (block?: { body: () => Buffer; token: string }) => async (store: Store) => {
+    await backToVersion13()(store)
     await store.command('DROP VIEW source_daily_mv')
     await store.command('ALTER TABLE source_daily DROP COLUMN dsts_v4')
     await store.command(v1SourceView)
@@ -475,7 +567,7 @@ describe('aggregate views and schema v4', () => {
   })
 
   it('a store at schema version 9 that holds data keeps every dark address in dsts, and the same expression counts them exactly', async () => {
-    await upgradeFrom([10, 11], backToVersion9({ body: () => batch(42, 'h'), token: 'h-0' }), async (store) => {
+    await upgradeFrom([10, 11, 14, 15], backToVersion9({ body: () => batch(42, 'h'), token: 'h-0' }), async (store) => {
       expect(await description(store, 11)).toBe(v11.kept)
       expect(await sourceView(store)).not.toContain('dsts_v4')
       await store.insertRowBinary('events', EVENT_STRUCTURE, batch(42, 'h'), 'h-0')
@@ -488,7 +580,7 @@ describe('aggregate views and schema v4', () => {
   })
 
   it('a store at schema version 9 that holds no data gets the IPv4 bitmaps', async () => {
-    await upgradeFrom([10, 11], backToVersion9(), async (store) => {
+    await upgradeFrom([10, 11, 14, 15], backToVersion9(), async (store) => {
       expect(await description(store, 11)).toBe(v11.description)
       await store.insertRowBinary('events', EVENT_STRUCTURE, batch(44, 'j'), 'j-0')
       const { stored, recount } = await darkAddresses(store)

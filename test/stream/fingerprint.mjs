@@ -6,7 +6,9 @@
 // one data directory per process. Usage: node test/stream/fingerprint.mjs DATA_DIR
 import { silentLogger } from '../../dist/core/logger.js'
 import { openStore } from '../../dist/store/open.js'
-import { DARK_ADDRESSES_SQL } from '../../dist/store/schema.js'
+import { DARK_ADDRESSES_SQL, hourlyLayoutOf, hourlySql } from '../../dist/store/schema.js'
+
+const HOURLY_KEYS = ['hour', 'sensor', 'country', 'class', 'access'].map((k) => [k, `k_${k}`])
 
 const QUERIES = {
   events: `SELECT count() AS n_rows, uniqExact(file_id, record) AS n_distinct,
@@ -16,9 +18,10 @@ const QUERIES = {
   daily: `SELECT count() AS groups, sum(p) AS packets, toString(sum(cityHash64(day, sensor, country, class, access, p, s))) AS hash
           FROM (SELECT day, sensor, country, class, access, sum(packets) AS p, uniqExactMerge(sources) AS s
                 FROM daily_agg GROUP BY day, sensor, country, class, access)`,
-  hourly: `SELECT count() AS groups, sum(p) AS packets, toString(sum(cityHash64(hour, sensor, country, class, access, p, s))) AS hash
-           FROM (SELECT hour, sensor, country, class, access, sum(packets) AS p, uniqExactMerge(sources) AS s
-                 FROM hourly_agg GROUP BY hour, sensor, country, class, access)`,
+  // Packets and distinct sources per hour group, wherever the store keeps the hourly sources.
+  hourly: (layout) => `SELECT count() AS groups, sum(p) AS packets,
+             toString(sum(cityHash64(k_hour, k_sensor, k_country, k_class, k_access, p, s))) AS hash
+           FROM (SELECT *, packets AS p, sources AS s FROM (${hourlySql(layout, HOURLY_KEYS, { hours: [], days: [], filters: [] })}))`,
   sources: `SELECT count() AS groups, sum(p) AS packets,
               toString(sum(cityHash64(day, src, sensor, country, class, access, b, p, f, l, d))) AS hash
             FROM (SELECT day, src, sensor, country, class, access, max(bogon) AS b, sum(packets) AS p,
@@ -37,7 +40,8 @@ if (!dir) {
 const store = await openStore({ dataDir: dir, logger: silentLogger, host: false })
 const out = {}
 try {
-  for (const [name, sql] of Object.entries(QUERIES)) {
+  for (const [name, query] of Object.entries(QUERIES)) {
+    const sql = typeof query === 'function' ? query(await hourlyLayoutOf(store)) : query
     const [row] = await store.query(sql)
     out[name] = Object.fromEntries(Object.entries(row).map(([k, v]) => [k, String(v)]))
   }
