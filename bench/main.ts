@@ -142,12 +142,24 @@ function measure(cmd: string, args: string[]): Promise<Measured> {
 
 const teiten = (args: string[]) => measure(process.execPath, [join(ROOT, 'bin', 'teiten.js'), ...args])
 
-/** `teiten ingest` of `paths` into a fresh store, `runs` times; the last store is kept in `keep`. */
+/**
+ * Stores the bench made, removed when it is done rather than between timed runs. Deleting a
+ * store's thousands of part files made the next run pay for it: ext4 passes over inodes freed in
+ * the last ~30 s when it allocates new ones, and a spool ingest started right after a spool store
+ * was deleted spent 4.7% of its CPU doing so (perf: recently_deleted, find_get_block_common,
+ * find_inode_bit, ext4_get_group_desc), against 0.02% with no deletion before it. Users do not
+ * delete a store before every ingest.
+ */
+const removeWhenDone: string[] = []
+
+/** `teiten ingest` of `paths` into a new store per run; the last run's store is `keep`. */
 async function ingest(name: string, paths: string[], packets: number, runs: number, keep: string): Promise<Stage> {
   const stage: Stage = { stage: name, packets, seconds: [], cpuSeconds: [], peakRssMiB: [] }
   for (let i = 0; i < runs; i++) {
-    rmSync(keep, { recursive: true, force: true })
-    const r = await teiten(['ingest', ...paths, '--data', keep, '--no-progress', '--log-level', 'warn'])
+    const dir = i === runs - 1 ? keep : `${keep}.run${i + 1}`
+    rmSync(dir, { recursive: true, force: true }) // stale only: the work directory is emptied at start
+    removeWhenDone.push(dir)
+    const r = await teiten(['ingest', ...paths, '--data', dir, '--no-progress', '--log-level', 'warn'])
     if (r.code !== 0) throw new Error(`${name}: teiten ingest exited ${r.code}: ${r.stderr.slice(-2000)}`)
     stage.seconds.push(r.seconds)
     stage.cpuSeconds.push(r.cpuSeconds)
@@ -203,6 +215,9 @@ async function main(): Promise<void> {
   const runs = Math.max(1, Number(values.runs))
   const e2eRuns = Math.max(1, Number(values['e2e-runs']))
   const work = join(CACHE, 'work')
+  // Stores an interrupted run left, deleted now: the reference and decode stages that follow
+  // take longer than ext4 keeps freed inodes aside (see removeWhenDone).
+  rmSync(work, { recursive: true, force: true })
   mkdirSync(work, { recursive: true })
   const machine = {
     cpu: cpus()[0]?.model ?? 'unknown',
@@ -262,7 +277,6 @@ async function main(): Promise<void> {
   if (small) {
     const dir = join(work, 'store-2000000')
     stages.push(await ingest('the same at 2M packets (RSS check)', [small], 2_000_000, 1, dir))
-    rmSync(dir, { recursive: true, force: true })
   }
   let many: Stage | undefined
   if (spool) {
@@ -286,7 +300,6 @@ async function main(): Promise<void> {
       again.peakRssMiB.push(r.peakRssMiB)
     }
     stages.push(again)
-    rmSync(dir, { recursive: true, force: true })
   }
 
   // Queries, each store in a child process (the engine binds one data directory per process).
@@ -312,7 +325,7 @@ async function main(): Promise<void> {
     log(`aggregates of ~${(factor * kept).toExponential(1)} events: ${factor}x the sources of the ingest (minutes)`)
     const ex = await measure(process.execPath, [join(DIST, 'big.js'), 'export', store, exported])
     if (ex.code !== 0) throw new Error(`big.js export: ${ex.stderr.slice(-2000)}`)
-    rmSync(big, { recursive: true, force: true })
+    removeWhenDone.push(big)
     const b = await measure(process.execPath, [join(DIST, 'big.js'), 'build', big, exported, String(factor)])
     if (b.code !== 0) throw new Error(`big.js build: ${b.stderr.slice(-2000)}`)
     rmSync(exported, { recursive: true, force: true })
@@ -323,9 +336,7 @@ async function main(): Promise<void> {
       timings: await queries(big),
       note: `bench/big.ts: source_daily of the ingest ${factor}x under other addresses, daily and hourly aggregated from it, no raw events`,
     })
-    rmSync(big, { recursive: true, force: true })
   }
-  rmSync(store, { recursive: true, force: true })
 
   let kafka: unknown = null
   if (values.kafka) {
@@ -335,6 +346,7 @@ async function main(): Promise<void> {
     kafka = figures
   }
   machine.loadAfter = loadavg()
+  for (const dir of removeWhenDone) rmSync(dir, { recursive: true, force: true })
 
   const result = {
     machine,
