@@ -14,7 +14,7 @@
  * - hourly_agg: the packets per hour, each source-day's in the hour it was first seen (the real
  *   hour of every packet is not in source_daily); the row count is of the order the view would
  *   make from the events. The hourly sources come from the copied rows' `hours`, as in every
- *   store made since schema v15 (store/schema.ts hourlySql).
+ *   store made since schema v15 (store/research.ts hourlySql).
  *
  *   node dist/bench/big.js export SRC_DATA DIR      (writes DIR/source_daily.native)
  *   node dist/bench/big.js build BIG_DATA DIR FACTOR

@@ -4,7 +4,7 @@ import { TeitenError } from '../core/errors.js'
 import { NTP_CLASSES } from '../core/event.js'
 import { csvList, dayTerms, filterShape, filterTerms, isoDay, READ_SETTINGS } from './queries.js'
 import { freshWholeWeeks, sourceRowsSql, weeklyTableFor } from './rollup.js'
-import { DARK_ADDRESSES_SQL, EVENT_COLUMNS, hourlyLayoutOf, hourlySql } from './schema.js'
+import { DARK_ADDRESSES_SQL, EVENT_COLUMNS, MIGRATIONS } from './schema.js'
 import type { QueryParams, Settings, Store } from './store.js'
 
 /**
@@ -175,6 +175,67 @@ function sortClasses(classes: string[]): string[] {
 
 // ---------------------------------------------------------------------------------------------
 // Hourly
+
+/**
+ * Where a store keeps its hourly distinct sources: as a set per hour in `hourly_agg` (stores
+ * made before schema v15, or that held data when it came), or as the hours of the source-day
+ * rows. A store keeps one layout for good: v15 recreates the views only in a store without data,
+ * and nothing changes them after.
+ */
+export type HourlyLayout = 'hourly_sets' | 'source_days'
+
+const layouts = new WeakMap<Store, Promise<HourlyLayout>>()
+
+export function hourlyLayoutOf(store: Store): Promise<HourlyLayout> {
+  let layout = layouts.get(store)
+  if (!layout) {
+    const kept = MIGRATIONS.find((m) => m.version === 15)!.kept
+    layout = store
+      .query<{ d: string }>('SELECT description AS d FROM schema_migrations WHERE version = 15')
+      .then((rows) => (rows.some((r) => r.d === kept) ? 'hourly_sets' : 'source_days'))
+    layout.catch(() => layouts.delete(store))
+    layouts.set(store, layout)
+  }
+  return layout
+}
+
+export interface HourlyTerms {
+  /** Restrict `hour` (hourly_agg). */
+  hours: string[]
+  /** Restrict `day` to the same span (source_daily). */
+  days: string[]
+  /** Terms on sensor, country, class and access, which both tables have. */
+  filters: string[]
+}
+
+/**
+ * Packets and distinct sources per hour, grouped by `keys` (expression, alias) over hour,
+ * sensor, country, class and access: one row per group, `packets` and `sources` as counts.
+ * With source-day hours the day's distinct sources are counted once, at the grouping asked
+ * for, as 128-bit numbers: uniqExact of an IPv6 value hashes it with SipHash128 first, of a
+ * UInt128 it does not, and the two are the same addresses one to one. The 1e9-event bench
+ * store's busiest day (5M source-hours) by hour x country, warm: 300-410 ms against 560-670 ms
+ * for uniqExact(src), and ~950 ms for a state per hour, sensor, country, class and direction
+ * merged afterwards.
+ */
+export function hourlySql(layout: HourlyLayout, keys: [string, string][], t: HourlyTerms): string {
+  const select = (aggregates: string[]) => [...keys.map(([e, a]) => `${e} AS ${a}`), ...aggregates].join(', ')
+  const hourly = ` FROM hourly_agg${whereClause([...t.hours, ...t.filters])} GROUP BY ALL`
+  if (layout === 'hourly_sets') {
+    return `SELECT ${select(['toUInt64(sum(packets)) AS packets', 'toUInt64(uniqExactMerge(sources)) AS sources'])}${hourly}`
+  }
+  const sourceHours =
+    " FROM (SELECT toDateTime(day, 'UTC') + toIntervalHour(h) AS hour, src, sensor, country, class, access" +
+    ` FROM source_daily ARRAY JOIN bitPositionsToArray(hours) AS h${whereClause(['hours != 0', ...t.days, ...t.filters])})` +
+    ' GROUP BY ALL'
+  const outer = [...keys.map(([, a]) => a), 'sum(packets) AS packets', 'sum(sources) AS sources'].join(', ')
+  return (
+    `SELECT ${outer} FROM (` +
+    `SELECT ${select(['toUInt64(sum(packets)) AS packets', 'toUInt64(0) AS sources'])}${hourly}` +
+    ` UNION ALL SELECT ${select(['toUInt64(0) AS packets', 'toUInt64(uniqExact(toUInt128(src))) AS sources'])}${sourceHours}` +
+    ') GROUP BY ALL'
+  )
+}
 
 export type HourlyRow = Record<string, string | number>
 

@@ -176,8 +176,8 @@ const DARK_ADDRESS_BITMAPS = ['DROP VIEW IF EXISTS source_daily_mv', sourceDaily
  * New stores only, like v9 and v11: a view dropped and created again derives other tokens for
  * its blocks, so a block stored before and sent again after the change would be counted twice
  * in `hourly_agg`'s packets. A store that holds data keeps both views; its rows get `hours` = 0
- * and its hourly sets stay in `hourly_agg.sources` (hourlyLayoutOf says which a store has,
- * hourlySql reads either).
+ * and its hourly sets stay in `hourly_agg.sources` (store/research.ts hourlyLayoutOf says
+ * which a store has, hourlySql reads either).
  */
 const HOURLY_SOURCES_FROM_SOURCE_DAYS = [
   'DROP VIEW IF EXISTS source_daily_mv',
@@ -186,70 +186,8 @@ const HOURLY_SOURCES_FROM_SOURCE_DAYS = [
   `CREATE MATERIALIZED VIEW hourly_agg_mv TO hourly_agg AS
    SELECT toStartOfHour(ts) AS hour, sensor, country, class, dst_port = 123 AS access, count() AS packets
    FROM events GROUP BY hour, sensor, country, class, access`,
-  `ALTER TABLE hourly_agg COMMENT COLUMN sources 'empty in stores made since schema v15: hourly sources come from source_daily.hours (hourlySql)'`,
+  `ALTER TABLE hourly_agg COMMENT COLUMN sources 'empty in stores made since schema v15: hourly sources come from source_daily.hours'`,
 ]
-
-/**
- * Where a store keeps its hourly distinct sources: as a set per hour in `hourly_agg` (stores
- * made before schema v15, or that held data when it came), or as the hours of the source-day
- * rows. A store keeps one layout for good: v15 recreates the views only in a store without data,
- * and nothing changes them after.
- */
-export type HourlyLayout = 'hourly_sets' | 'source_days'
-
-const layouts = new WeakMap<Store, Promise<HourlyLayout>>()
-
-export function hourlyLayoutOf(store: Store): Promise<HourlyLayout> {
-  let layout = layouts.get(store)
-  if (!layout) {
-    const kept = MIGRATIONS.find((m) => m.version === 15)!.kept
-    layout = store
-      .query<{ d: string }>('SELECT description AS d FROM schema_migrations WHERE version = 15')
-      .then((rows) => (rows.some((r) => r.d === kept) ? 'hourly_sets' : 'source_days'))
-    layout.catch(() => layouts.delete(store))
-    layouts.set(store, layout)
-  }
-  return layout
-}
-
-export interface HourlyTerms {
-  /** Restrict `hour` (hourly_agg). */
-  hours: string[]
-  /** Restrict `day` to the same span (source_daily). */
-  days: string[]
-  /** Terms on sensor, country, class and access, which both tables have. */
-  filters: string[]
-}
-
-/**
- * Packets and distinct sources per hour, grouped by `keys` (expression, alias) over hour,
- * sensor, country, class and access: one row per group, `packets` and `sources` as counts.
- * With source-day hours the day's distinct sources are counted once, at the grouping asked
- * for, as 128-bit numbers: uniqExact of an IPv6 value hashes it with SipHash128 first, of a
- * UInt128 it does not, and the two are the same addresses one to one. The 1e9-event bench
- * store's busiest day (5M source-hours) by hour x country, warm: 300-410 ms against 560-670 ms
- * for uniqExact(src), and ~950 ms for a state per hour, sensor, country, class and direction
- * merged afterwards.
- */
-export function hourlySql(layout: HourlyLayout, keys: [string, string][], t: HourlyTerms): string {
-  const where = (terms: string[]) => (terms.length > 0 ? ` WHERE ${terms.join(' AND ')}` : '')
-  const select = (aggregates: string[]) => [...keys.map(([e, a]) => `${e} AS ${a}`), ...aggregates].join(', ')
-  const hourly = ` FROM hourly_agg${where([...t.hours, ...t.filters])} GROUP BY ALL`
-  if (layout === 'hourly_sets') {
-    return `SELECT ${select(['toUInt64(sum(packets)) AS packets', 'toUInt64(uniqExactMerge(sources)) AS sources'])}${hourly}`
-  }
-  const sourceHours =
-    " FROM (SELECT toDateTime(day, 'UTC') + toIntervalHour(h) AS hour, src, sensor, country, class, access" +
-    ` FROM source_daily ARRAY JOIN bitPositionsToArray(hours) AS h${where(['hours != 0', ...t.days, ...t.filters])})` +
-    ' GROUP BY ALL'
-  const outer = [...keys.map(([, a]) => a), 'sum(packets) AS packets', 'sum(sources) AS sources'].join(', ')
-  return (
-    `SELECT ${outer} FROM (` +
-    `SELECT ${select(['toUInt64(sum(packets)) AS packets', 'toUInt64(0) AS sources'])}${hourly}` +
-    ` UNION ALL SELECT ${select(['toUInt64(0) AS packets', 'toUInt64(uniqExact(toUInt128(src))) AS sources'])}${sourceHours}` +
-    ') GROUP BY ALL'
-  )
-}
 
 /** A store no file has been read into: no block of it can ever be sent again. */
 async function holdsNoData(store: Store): Promise<boolean> {

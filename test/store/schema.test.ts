@@ -4,15 +4,13 @@ import { silentLogger } from '../../core/logger.js'
 import { batchToken } from '../../pipeline/sink.js'
 import { openStore } from '../../store/open.js'
 import { dailySql, parseDailyQuery, queryDaily, READ_SETTINGS } from '../../store/queries.js'
-import { parseHourlyQuery, queryHourly } from '../../store/research.js'
+import { hourlyLayoutOf, hourlySql, parseHourlyQuery, queryHourly } from '../../store/research.js'
 import { refreshRollup } from '../../store/rollup.js'
 import {
   COMPACT_PART_BYTES,
   DARK_ADDRESSES_SQL,
   EVENT_STRUCTURE,
   FEWER_MERGES_TABLES,
-  hourlyLayoutOf,
-  hourlySql,
   MIGRATIONS,
   MIN_PARTS_TO_MERGE,
 } from '../../store/schema.js'
@@ -470,15 +468,20 @@ describe('aggregate views and schema v4', () => {
       (await store.query<{ n: string }>('SELECT toString(countIf(hours != 0)) AS n FROM source_daily'))[0]!.n,
     ),
   })
-  /** What version 13 left: a set per hour in hourly_agg, no hours column; `block` stored under it. */
-  const backToVersion13 = (block?: { body: () => Buffer; token: string }) => async (store: Store) => {
-    await store.command('DROP VIEW source_daily_mv')
-    await store.command('DROP VIEW hourly_agg_mv')
-    await store.command('ALTER TABLE source_daily DROP COLUMN hours')
-    await store.command(v11SourceView)
-    await store.command(v1HourlyView)
+  /** A downgrade: `statements` undo what later versions did, then `block` is stored under the old schema. */
+  const backTo = (statements: string[]) => (block?: { body: () => Buffer; token: string }) => async (store: Store) => {
+    for (const statement of statements) await store.command(statement)
     if (block) await store.insertRowBinary('events', EVENT_STRUCTURE, block.body(), block.token)
   }
+  /** What version 13 left: a set per hour in hourly_agg, no hours column. */
+  const VERSION_13 = [
+    'DROP VIEW source_daily_mv',
+    'DROP VIEW hourly_agg_mv',
+    'ALTER TABLE source_daily DROP COLUMN hours',
+    v11SourceView,
+    v1HourlyView,
+  ]
+  const backToVersion13 = backTo(VERSION_13)
 
   it('a new store counts hourly sources from the hours of its source-day rows, hourly_agg keeping the packets; re-sent blocks count once', async () => {
     const open = newStoreDir()
@@ -537,14 +540,13 @@ describe('aggregate views and schema v4', () => {
     })
   })
 
-  /** What version 9 left: no bitmap column, the view keeps every address in dsts; `block` stored under it. */
-  const backToVersion9 = (block?: { body: () => Buffer; token: string }) => async (store: Store) => {
-    await backToVersion13()(store)
-    await store.command('DROP VIEW source_daily_mv')
-    await store.command('ALTER TABLE source_daily DROP COLUMN dsts_v4')
-    await store.command(v1SourceView)
-    if (block) await store.insertRowBinary('events', EVENT_STRUCTURE, block.body(), block.token)
-  }
+  /** What version 9 left: no bitmap column, the view keeps every address in dsts. */
+  const backToVersion9 = backTo([
+    ...VERSION_13,
+    'DROP VIEW source_daily_mv',
+    'ALTER TABLE source_daily DROP COLUMN dsts_v4',
+    v1SourceView,
+  ])
 
   it('a new store keeps IPv4 dark addresses in a bitmap and the others in dsts; across days and re-sent blocks each address counts once', async () => {
     const open = newStoreDir()

@@ -6,7 +6,8 @@
 // one data directory per process. Usage: node test/stream/fingerprint.mjs DATA_DIR
 import { silentLogger } from '../../dist/core/logger.js'
 import { openStore } from '../../dist/store/open.js'
-import { DARK_ADDRESSES_SQL, hourlyLayoutOf, hourlySql } from '../../dist/store/schema.js'
+import { hourlyLayoutOf, hourlySql } from '../../dist/store/research.js'
+import { DARK_ADDRESSES_SQL } from '../../dist/store/schema.js'
 
 const HOURLY_KEYS = ['hour', 'sensor', 'country', 'class', 'access'].map((k) => [k, `k_${k}`])
 
