@@ -24,6 +24,8 @@ export const GZIP_RATIO_GRACE_BYTES = 8 * 1024 * 1024
  * reads ~0.7 s against ~1.7; the decoding thread the same), 3.7-4.2 at 128 KiB.
  */
 const DEFAULT_CHUNK_BYTES = 256 * 1024
+/** Piece size for framing a capture already in memory (a small file, a hand-over): one piece per hourly file. */
+const MEMORY_CHUNK_BYTES = 2 * 1024 * 1024
 /** A failing inflate call loses its output (Node zlib does not push it): keep those calls small. */
 const GUNZIP_CHUNK_BYTES = 64 * 1024
 
@@ -49,12 +51,14 @@ export async function readCapture(
   const { stats, framer } = begin(path, onFrame, options)
   options.signal?.throwIfAborted()
 
+  // Bytes already in memory are framed in larger pieces: no read to keep in cache.
+  const memoryChunkBytes = Math.max(1, options.chunkBytes ?? MEMORY_CHUNK_BYTES)
   const content = options.content
   if (content !== undefined && (!content.gzip || content.data.length <= smallGunzipLimit(options))) {
-    return readContent(content, stats, framer, chunkBytes, options)
+    return readContent(content, stats, framer, memoryChunkBytes, options)
   }
   const small = readSmallFile(path)
-  if (small !== undefined) return readSmall(small, path, stats, framer, chunkBytes, options)
+  if (small !== undefined) return readSmall(small, path, stats, framer, memoryChunkBytes, options)
 
   let fh: FileHandle
   try {
@@ -199,7 +203,7 @@ export async function readCaptureBuffer(
   onFrame: (frame: Frame) => void,
   options: ReadCaptureOptions = {},
 ): Promise<CaptureStats> {
-  const chunkBytes = Math.max(1, options.chunkBytes ?? DEFAULT_CHUNK_BYTES)
+  const chunkBytes = Math.max(1, options.chunkBytes ?? MEMORY_CHUNK_BYTES)
   const { stats, framer } = begin(name, onFrame, options)
   options.signal?.throwIfAborted()
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
