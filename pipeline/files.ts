@@ -10,9 +10,19 @@ export interface CaptureFile {
 }
 
 /**
- * Expands PATH arguments into capture files: directories recursively, in a stable order.
- * Symbolic links are followed only when the user named them; links met while walking a
- * directory are skipped, so a link loop or a link out of the spool cannot widen what is read.
+ * Expands PATH arguments into capture files: files in the order given, each directory's files
+ * (recursively) oldest first by modification time, then by path. Symbolic links are followed only
+ * when the user named them; links met while walking a directory are skipped, so a link loop or a
+ * link out of the spool cannot widen what is read.
+ *
+ * Oldest first because a sensor closes its rotated captures in time order: a spool of several
+ * sensors' folders is then read hour by hour across the sensors instead of one sensor's season
+ * after the other, and the store's weekly partitions get their rows together. Read sensor by
+ * sensor, every week's aggregate parts were merged once per sensor (each later sensor's rows
+ * merged into the week's earlier, already merged parts). The bench spool (7,704 hourly files,
+ * three sensors; three runs each, interleaved): 39.1-41.4 user CPU s against 41.9-44.5, the
+ * engine's merge threads 3.4-4.0 CPU s against 6.3-6.8, 26.5-27.2 s against 25.9-31.0 s. Files
+ * with the same time (a copy that did not keep them) stay in path order, as before.
  *
  * Synchronous on purpose: it runs once, before anything else of the run has started, and the
  * hashing of the captures waits for its list. The bench's spool (7,704 files in three folders)
@@ -27,7 +37,7 @@ export async function expandPaths(paths: string[], sensorOverride?: string): Pro
     seen.add(path)
     out.push({ path, size, sensor: sensorOverride ?? basename(dirname(resolve(path))) })
   }
-  const walk = (dir: string, visited: Set<string>) => {
+  const walk = (dir: string, visited: Set<string>, found: Array<{ path: string; size: number; mtimeMs: number }>) => {
     const real = realpathSync(dir)
     if (visited.has(real)) return
     visited.add(real)
@@ -36,8 +46,11 @@ export async function expandPaths(paths: string[], sensorOverride?: string): Pro
     for (const entry of entries) {
       if (entry.name.startsWith('.')) continue
       const path = join(dir, entry.name)
-      if (entry.isDirectory()) walk(path, visited)
-      else if (entry.isFile()) add(path, lstatSync(path).size)
+      if (entry.isDirectory()) walk(path, visited, found)
+      else if (entry.isFile()) {
+        const { size, mtimeMs } = lstatSync(path)
+        found.push({ path, size, mtimeMs })
+      }
     }
   }
   for (const arg of paths) {
@@ -47,8 +60,13 @@ export async function expandPaths(paths: string[], sensorOverride?: string): Pro
     } catch (err) {
       throw new TeitenError('USAGE', `${arg}: no such file or directory`, { file: arg }, { cause: err })
     }
-    if (info.isDirectory()) walk(arg, new Set())
-    else if (info.isFile()) add(arg, info.size)
+    if (info.isDirectory()) {
+      const found: Array<{ path: string; size: number; mtimeMs: number }> = []
+      walk(arg, new Set(), found)
+      // Stable: the walk's path order decides among files of the same time.
+      found.sort((a, b) => a.mtimeMs - b.mtimeMs)
+      for (const f of found) add(f.path, f.size)
+    } else if (info.isFile()) add(arg, info.size)
     else throw new TeitenError('USAGE', `${arg}: not a file or directory`, { file: arg })
   }
   return out
