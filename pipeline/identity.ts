@@ -83,6 +83,8 @@ export class FileIdentities {
   private next = 0
   private consumedBelow = 0
   private early = false
+  /** The worker's transferred buffers behind contents handed out: this side's to free. */
+  private readonly transferred = new WeakSet<ArrayBuffer>()
 
   constructor(
     private readonly paths: readonly string[],
@@ -97,7 +99,11 @@ export class FileIdentities {
    */
   get(i: number): Promise<FileIds> {
     if (!this.usesWorker) return fileIdentity(this.paths[i]!, this.limits)
-    for (const k of this.contents.keys()) if (k < i) this.contents.delete(k)
+    for (const [k, content] of this.contents) {
+      if (k >= i) continue
+      this.contents.delete(k)
+      this.release(content)
+    }
     this.consumedBelow = i
     this.fill(i)
     const p = this.results.get(i)!
@@ -124,6 +130,23 @@ export class FileIdentities {
     const content = this.contents.get(i)
     this.contents.delete(i)
     return content
+  }
+
+  /**
+   * Frees the memory of a content taken with content(i), once the reader is done with its bytes
+   * (they read as empty afterwards). Left to the collector, each transferred buffer counted as
+   * memory newly allocated outside V8's heap until a full collection found it dead, and V8 ran
+   * one every few dozen MB handed over: the bench spool (2.7 GB in 7,704 files) 78-82 full
+   * collections and 2.7-3.2 CPU s in V8's collector threads, against 0.35 for one file of the
+   * same packets. `ArrayBuffer.prototype.transfer(0)` gives the memory back at once: 42 full
+   * collections, and V8's collector threads 2.0-2.2 CPU s against 3.6-3.7 for the build before
+   * in two interleaved pairs (a busy host: 35-40 s runs), peak RSS the same (906-919 MiB).
+   */
+  release(content: CaptureContent | undefined): void {
+    const buffer = content?.data.buffer
+    if (!(buffer instanceof ArrayBuffer) || !this.transferred.has(buffer)) return
+    this.transferred.delete(buffer)
+    ;(buffer as ArrayBuffer & { transfer(length: number): ArrayBuffer }).transfer(0)
   }
 
   /** File i's identity once computed, without taking it; undefined when it failed. */
@@ -158,6 +181,7 @@ export class FileIdentities {
   }
 
   close(): void {
+    for (const content of this.contents.values()) this.release(content)
     this.contents.clear()
     void this.worker?.terminate()
     this.worker = undefined
@@ -196,6 +220,7 @@ export class FileIdentities {
       // The reader may have passed this file by (skipped it) before its content arrived.
       if (reply.content && reply.id >= this.consumedBelow) {
         const { data, length, gzip, fileBytes } = reply.content
+        this.transferred.add(data)
         this.contents.set(reply.id, { data: Buffer.from(data, 0, length), gzip, fileBytes })
       }
       if (reply.ids !== undefined) w.resolve(reply.ids)

@@ -843,7 +843,13 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       const tokenId = ids.rawId !== fileId && legacy.has(ids.rawId) ? ids.rawId : fileId
       if (tokenId !== fileId)
         logger.info({ file: file.path, fileId, rawId: ids.rawId }, 'completing a file an older version stored in part')
-      const r = await readInto(file, fileId, grouping && tokenId === fileId, tokenId, identities.content(i))
+      const content = identities.content(i)
+      let r: ReadResult
+      try {
+        r = await readInto(file, fileId, grouping && tokenId === fileId, tokenId, content)
+      } finally {
+        identities.release(content)
+      }
       reportMetrics()
       if (r.interrupted !== undefined) {
         if (!isTeitenError(r.interrupted, 'CAPTURE_READ_FAILED')) break // aborted: the file in hand is read again next time

@@ -254,6 +254,55 @@ describe('the hashing worker hands the reader what it hashed', () => {
   })
 })
 
+describe('the reader gives back what the hashing worker handed over', () => {
+  it('frees each content once it is read, and only what the worker handed over; counts stay exact', async () => {
+    await truncateAll(store)
+    const d = dir()
+    const paths = [writeCapture(join(d, 'a.pcap'), smallBytes), writeCapture(join(d, 'b.pcap.gz'), gzip(small2Bytes))]
+    const ids = new FileIdentities(paths, 8)
+    const taken: Buffer[] = []
+    const content = ids.content.bind(ids)
+    ids.content = (i: number) => {
+      const c = content(i)
+      if (c) taken.push(c.data)
+      return c
+    }
+    try {
+      const summary = await ingestFiles(await expandPaths(paths), {
+        sink: new StoreSink(store),
+        enricher: testEnricher(),
+        logger: silentLogger,
+        identities: ids,
+      })
+      expect(summary.outcomes.map((o) => o.status)).toEqual(['ingested', 'ingested'])
+      expect(taken).toHaveLength(2)
+      // Freed: the memory went back at once, the views read as empty.
+      for (const data of taken) expect(data.length).toBe(0)
+      const truth = emptyTruth()
+      addTruth(truth, small.truth)
+      addTruth(truth, small2.truth)
+      await expectStored(truth)
+    } finally {
+      ids.close()
+    }
+    const again = new FileIdentities(paths, 8)
+    try {
+      await again.get(1)
+      const held = again.content(1)
+      expect(held?.data).toEqual(small2Bytes)
+      again.release(held)
+      expect(held?.data.length).toBe(0)
+      again.release(held) // twice: nothing more to free
+      // A buffer the worker did not hand over is not this object's to free.
+      const own = { data: Buffer.from(smallBytes), gzip: false, fileBytes: smallBytes.length }
+      again.release(own)
+      expect(own.data).toEqual(smallBytes)
+    } finally {
+      again.close()
+    }
+  })
+})
+
 describe('the ledger read at the start of a run', () => {
   /** A store sink that counts its ledger lookups (ledgerIds: whether it offers the snapshot). */
   function counting(ledgerIds: boolean) {
