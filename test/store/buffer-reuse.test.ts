@@ -26,8 +26,8 @@ describe('BufferPool', () => {
     const a = pool.take(100)
     const b = pool.take(60)
     expect([a.length, b.length]).toEqual([100, 60])
-    // New buffers are as large as the largest asked so far: b's can take 100 bytes later.
-    expect(b.buffer.byteLength).toBe(100)
+    // New buffers are as large as the largest asked so far and an eighth more: b's can take 112 bytes later.
+    expect(b.buffer.byteLength).toBe(112)
     expect(b.buffer).not.toBe(a.buffer)
     pool.give(a.subarray(10, 20))
     pool.give(b)
@@ -52,6 +52,22 @@ describe('BufferPool', () => {
     const big = pool.take(50)
     pool.give(big)
     expect(pool.take(40).buffer).toBe(big.buffer)
+  })
+
+  it('serves batches that grow a little from the buffers it holds', () => {
+    const pool = new BufferPool(1)
+    const first = pool.take(1000)
+    const buffers = new Set([first.buffer])
+    pool.give(first)
+    // Each batch a little larger than any before (a spool's group inserts): one buffer for all.
+    for (let bytes = 1010; bytes <= 1120; bytes += 10) {
+      const b = pool.take(bytes)
+      buffers.add(b.buffer)
+      pool.give(b)
+    }
+    expect(buffers.size).toBe(1)
+    const larger = pool.take(1200)
+    expect(larger.buffer).not.toBe(first.buffer)
   })
 })
 
