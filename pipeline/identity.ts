@@ -71,8 +71,13 @@ interface Reply {
  * thread. The bound holds the reader's lookahead of hourly files (~350 KB each: ingest.ts
  * IDENTITY_LOOKAHEAD) and keeps a spool of small gzip bombs (up to 8 MiB each) from holding
  * the whole lookahead in memory; past it the reader reads the file itself.
+ *
+ * 64 MiB since the spool is read hour by hour across its sensors (pipeline/files.ts): at 40 MiB
+ * 532 of the bench spool's 7,704 files found it full and were read and gunzipped again on the
+ * main thread, 18 at 64 MiB. Two runs each: 21-23 full collections against 37-43, peak RSS
+ * 841-857 MiB against 915-954 (the reader's own reads were garbage the collector found late).
  */
-export const CONTENT_BUDGET_BYTES = 40 << 20
+export const CONTENT_BUDGET_BYTES = 64 << 20
 
 /** Files hashed ahead of the reader, at most `lookahead` of them at a time. */
 export class FileIdentities {
