@@ -29,6 +29,13 @@ export interface CaptureFile {
  * took 1.0-1.7 s to list with an awaited `lstat` per file (a round trip through libuv's pool
  * each), 51-63 ms with `lstatSync` (64-178 ms with all of a folder's `lstat` awaited at once).
  */
+/** A file met while walking a directory, before the directory's files are put in order. */
+interface Found {
+  path: string
+  size: number
+  mtimeMs: number
+}
+
 export async function expandPaths(paths: string[], sensorOverride?: string): Promise<CaptureFile[]> {
   const out: CaptureFile[] = []
   const seen = new Set<string>()
@@ -37,7 +44,7 @@ export async function expandPaths(paths: string[], sensorOverride?: string): Pro
     seen.add(path)
     out.push({ path, size, sensor: sensorOverride ?? basename(dirname(resolve(path))) })
   }
-  const walk = (dir: string, visited: Set<string>, found: Array<{ path: string; size: number; mtimeMs: number }>) => {
+  const walk = (dir: string, visited: Set<string>, found: Found[]) => {
     const real = realpathSync(dir)
     if (visited.has(real)) return
     visited.add(real)
@@ -61,7 +68,7 @@ export async function expandPaths(paths: string[], sensorOverride?: string): Pro
       throw new TeitenError('USAGE', `${arg}: no such file or directory`, { file: arg }, { cause: err })
     }
     if (info.isDirectory()) {
-      const found: Array<{ path: string; size: number; mtimeMs: number }> = []
+      const found: Found[] = []
       walk(arg, new Set(), found)
       // Stable: the walk's path order decides among files of the same time.
       found.sort((a, b) => a.mtimeMs - b.mtimeMs)
