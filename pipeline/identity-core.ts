@@ -58,7 +58,9 @@ function readAt(fd: number, into: Buffer, position: number): Promise<number> {
   })
 }
 
-const short = (hash: Hash): string => hash.digest('hex').slice(0, 32)
+/** A file id's length: hex characters of its SHA-256. */
+export const FILE_ID_CHARS = 32
+const short = (hash: Hash): string => hash.digest('hex').slice(0, FILE_ID_CHARS)
 const isGzip = (bytes: Uint8Array): boolean => bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b
 
 /** The hash of the decompressed stream, or undefined when it does not decompress within limits. */

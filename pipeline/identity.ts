@@ -171,6 +171,13 @@ export class FileIdentities {
     return this.results.has(i) && !this.waiting.has(i)
   }
 
+  /** Whether file i is being hashed by the worker and its identity is not known yet. Call before get(i). */
+  hashing(i: number): boolean {
+    if (!this.usesWorker) return false
+    this.fill(i)
+    return this.waiting.has(i)
+  }
+
   /** Identities already computed among files from..to-1, without waiting (for batched lookups). */
   async known(from: number, to: number): Promise<Map<number, FileIds>> {
     const out = new Map<number, FileIds>()

@@ -8,6 +8,7 @@ import { EventColumnEncoder } from '../store/native-encoder.js'
 import { EventRowEncoder } from '../store/rowbinary.js'
 import type { CaptureFile } from './files.js'
 import { FileIdentities, type FileIds, fileIdentity } from './identity.js'
+import { FILE_ID_CHARS } from './identity-core.js'
 import type { EventSink, FileRecord, GroupMember, LedgerEntry } from './sink.js'
 import { type BodyFormat, groupToken } from './sink.js'
 
@@ -42,6 +43,21 @@ const GROUP_FILES = 2000
  * read at the start) left the budget full and most files to be read and gunzipped again.
  */
 export const IDENTITY_LOOKAHEAD = 96
+
+/**
+ * A file at least this big whose identity the hashing worker has not computed yet when the
+ * reader gets to it is read meanwhile (an early read): its batches are encoded under a stand-in
+ * id and held until the file's id is known and the ledger says it is new, then sent with the id
+ * written in place (store/native-encoder.ts takeLocatingFileId). Otherwise the first file of a
+ * run waits for the SHA-256 of all of it: 2.7 GB, ~2-2.5 s with one of the two cores idle.
+ * If the file turns out to be stored already (or anything but plainly new), what was read
+ * early is dropped and the file goes the way it always did. Native bodies only (StoreSink).
+ */
+const EARLY_READ_MIN_BYTES = 64 << 20
+/** Batches an early read holds before it waits for the file's id (~19 MB each). */
+const EARLY_BATCHES = 12
+/** Stands in for the file id during an early read: not hex, so never equal to a file's id. */
+const STAND_IN_ID = '~'.repeat(FILE_ID_CHARS)
 
 /** Ledger lookups batched per round trip (files hashed ahead by FileIdentities). */
 const LOOKUP_AHEAD = 1000
@@ -107,6 +123,13 @@ export interface IngestOptions {
   metrics?: Metrics
   /** Identities of `files` (in that order) already being computed; closed by ingestFiles. */
   identities?: FileIdentities
+  /**
+   * Every file has been read: what is left is storing the last batches (a few seconds of the
+   * engine's work). The CLI starts the rollup refresh then, beside them.
+   */
+  onAllRead?: () => void
+  /** When a file is read before its id is known, and how many batches it holds meanwhile (EARLY_READ_MIN_BYTES, EARLY_BATCHES). */
+  earlyRead?: { minBytes: number; batches: number }
 }
 
 function isoFromTs(sec: number, nanos: number): string {
@@ -177,6 +200,7 @@ interface OpenGroup {
  */
 export async function ingestFiles(files: CaptureFile[], options: IngestOptions): Promise<IngestSummary> {
   const { sink, enricher, logger } = options
+  const earlyRead = options.earlyRead ?? { minBytes: EARLY_READ_MIN_BYTES, batches: EARLY_BATCHES }
   const byClass = Object.fromEntries(NTP_CLASSES.map((c) => [c, 0])) as Record<NtpClass, number>
   const countries = new Set<string>()
   const summary: IngestSummary = {
@@ -251,14 +275,21 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
 
   const grouping = sink.writeGroup !== undefined && sink.groupMembers !== undefined
   const inFlight: Promise<void>[] = []
+  /**
+   * An early read's batches, sent at once when its id is known: outside MAX_IN_FLIGHT, or the
+   * reader would wait for the engine to store most of them (the store stages each body to a file
+   * at once, so they do not stay in memory).
+   */
+  const unbounded: Promise<void>[] = []
+  const allWrites = () => [...inFlight, ...unbounded.splice(0)]
   let sinkError: unknown
-  const track = (p: Promise<void>): Promise<void> => {
+  const track = (p: Promise<void>, bounded = true): Promise<void> => {
     const settled = p.catch((err) => {
       sinkError ??= err
       throw err
     })
     settled.catch(() => {})
-    inFlight.push(settled.catch(() => {}))
+    ;(bounded ? inFlight : unbounded).push(settled.catch(() => {}))
     return settled
   }
   const drain = async () => {
@@ -421,12 +452,26 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     interrupted?: unknown
     /** Where the file's rows start in the encoder while they wait for a group insert. */
     groupStart?: { offset: number; rows: number }
+    /** An early read whose file was not plainly new, or that was interrupted before its id was known: nothing of it was sent or counted. */
+    abandoned?: boolean
+  }
+
+  /** A batch of an early read, waiting for the file's id. */
+  interface HeldBatch {
+    body: Buffer
+    rows: number
+    batchNo: number
+    /** Where the stand-in id's bytes are in body. */
+    idAt: number
+    sent: Deferred
   }
 
   /**
    * `tokenId` names the file's rows and batch tokens: its fileId, except for a .gz that a version
    * before 0.3 stored in part under its raw-bytes id (legacyPartial). `content`: the bytes its
    * identity was computed from, when the hashing worker handed them over (parsed instead of the file).
+   * `early`: the file is read before its id is known (EARLY_READ_MIN_BYTES; fileId and tokenId are
+   * STAND_IN_ID); it resolves with the id once the file is known to be plainly new, undefined if not.
    */
   const readInto = async (
     file: CaptureFile,
@@ -434,7 +479,11 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     canGroup: boolean,
     tokenId: string = fileId,
     content?: CaptureContent,
+    early?: Promise<string | undefined>,
   ): Promise<ReadResult> => {
+    // Every batch of an early read waits for the file's id: rows of other files (an open group)
+    // go first, so that its blocks hold its rows alone.
+    if (early && encoder.rows > 0) flushGroup()
     encoder.setFile(file.sensor, tokenId)
     const stats: FileStats = {
       records: 0,
@@ -465,9 +514,62 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     let fileMaxSec = Number.NEGATIVE_INFINITY
     let fileMaxNs = 0
     let lastCountry = ''
+    /** Countries of this file's rows: the run's once the file counts (not an abandoned early read). */
+    const fileCountries = new Set<string>()
+    /** statusCounts already added to `unreported`: a file's packets reach the metrics once it counts. */
+    const reported = new Float64Array(DECODE_STATUS_NAMES.length)
+    const reportRead = () => {
+      for (let i = 0; i < reported.length; i++) {
+        unreported[i]! += statusCounts[i]! - reported[i]!
+        reported[i] = statusCounts[i]!
+      }
+    }
+    // A field, not a variable: the decision changes it between chunks, where type narrowing cannot see.
+    const state: { gate: 'open' | 'closed' | 'abandoned' } = { gate: early ? 'closed' : 'open' }
+    const held: HeldBatch[] = []
+    const sendHeld = (h: HeldBatch) => {
+      const loan = lend(h.body)
+      const { batchNo: no, rows, body } = h
+      const written = loan.write((onBodyRead) =>
+        track(
+          sink.writeBatch({ fileId: tokenId, sensor: file.sensor, batchNo: no, rows, body, format, onBodyRead }),
+          false,
+        ),
+      )
+      loan.close()
+      written.then(h.sent.resolve, h.sent.reject)
+    }
+    const abandon = () => {
+      state.gate = 'abandoned'
+      for (const h of held.splice(0)) encoder.recycle(h.body)
+    }
+    /** Settles when an early read's gate opens (its batches sent) or it is abandoned. */
+    const decided = early?.then(
+      (id) => {
+        if (state.gate !== 'closed') return
+        if (id === undefined || id.length !== STAND_IN_ID.length) return abandon()
+        state.gate = 'open'
+        tokenId = id
+        ;(encoder as EventColumnEncoder).renameFile(STAND_IN_ID, id)
+        for (const h of held) h.body.write(id, h.idAt, 'latin1')
+        for (const h of held.splice(0)) sendHeld(h)
+      },
+      () => {
+        if (state.gate === 'closed') abandon()
+      },
+    )
     const flushBatch = () => {
       const rows = encoder.rows - startRows
       if (rows === 0) return
+      if (state.gate === 'closed') {
+        // startRows is 0: an early read starts with the encoder empty.
+        const { body, fileIdAt } = (encoder as EventColumnEncoder).takeLocatingFileId()
+        if (fileIdAt < 0) throw new Error('pipeline/ingest.ts: an early batch without its stand-in id')
+        const sent = deferred()
+        held.push({ body, rows, batchNo: batchNo++, idAt: fileIdAt, sent })
+        batches.push(sent.promise)
+        return
+      }
       // The file outgrew a group: the rows before it go as the group, its own as batch 0.
       const { body, at } = encoder.takeSplit(startRows, startOffset)
       const loan = lend(body)
@@ -492,14 +594,13 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
           records++
           const status = decodeFrameStatus(frame, packet)
           statusCounts[status]++
-          unreported[status]++
           if (status !== DecodeStatus.OK) return
           enricher.enrich(packet, enrichment)
           kept++
           classCounts[enrichment.classId]++
           if (enrichment.country !== lastCountry) {
             lastCountry = enrichment.country
-            countries.add(lastCountry)
+            fileCountries.add(lastCountry)
           }
           const s = packet.tsSec
           const n = packet.tsNanos
@@ -515,7 +616,12 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
           if (encoder.rows - startRows >= BATCH_ROWS) flushBatch()
         },
         {
-          afterChunk: drain,
+          afterChunk: async () => {
+            if (state.gate === 'closed' && held.length >= earlyRead.batches) await decided
+            if (state.gate === 'abandoned') throw new EarlyReadAbandoned()
+            if (state.gate === 'open') reportRead()
+            await drain()
+          },
           content,
           onProgress: options.onProgress ? (bytes: number) => options.onProgress?.(file, bytes) : undefined,
           signal: options.signal,
@@ -523,6 +629,10 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       )
     } catch (err) {
       if (sinkError) throw sinkError
+      if (err instanceof EarlyReadAbandoned) {
+        encoder.rollback(0, 0)
+        return abandoned(stats)
+      }
       const readFailed = isTeitenError(err, 'CAPTURE_READ_FAILED')
       if (options.signal?.aborted || readFailed) {
         // Interrupted, or the disk failed us: nothing about the content is known. The rows not
@@ -536,6 +646,18 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
         result.captureError = captureError
       }
     }
+    if (early) {
+      // Interrupted before its id was known: nothing is sent; the run reads the file again (a
+      // failed disk read fails it the usual way) or stops (aborted).
+      if (result.interrupted !== undefined && state.gate === 'closed') abandon()
+      else await decided
+      if (state.gate === 'abandoned') {
+        encoder.rollback(0, 0)
+        return abandoned(stats)
+      }
+    }
+    reportRead()
+    for (const c of fileCountries) countries.add(c)
     stats.records = records
     stats.kept = kept
     stats.minSec = fileMinSec
@@ -550,6 +672,8 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     }
     return result
   }
+
+  const abandoned = (stats: FileStats): ReadResult => ({ stats, batches: [], abandoned: true })
 
   const recordOf = (file: CaptureFile, fileId: string, r: ReadResult, rawId?: string): FileRecord => ({
     fileId,
@@ -770,9 +894,31 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     for (let i = 0; i < files.length; i++) {
       const file = files[i]!
       if (options.signal?.aborted) break
+      const readEarly = format === 'Native' && file.size >= earlyRead.minBytes && identities.hashing(i)
+      const idsOf = identities.get(i)
+      /** What the run and the ledger know of the file, as soon as its id is (an early read waits for it). */
+      const known = idsOf.then(async (ids): Promise<{ entry?: LedgerEntry; legacy: boolean }> => {
+        const before = seen.get(ids.id)
+        return before ? { entry: before, legacy: false } : await lookup(i, ids)
+      })
+      known.catch(() => {})
+      let early: ReadResult | undefined
+      if (readEarly) {
+        const plainlyNew = Promise.all([idsOf, known]).then(([ids, { entry }]) =>
+          entry === undefined && !(ids.rawId !== ids.id && legacy.has(ids.rawId)) ? ids.id : undefined,
+        )
+        plainlyNew.catch(() => {})
+        const r = await readInto(file, STAND_IN_ID, grouping, STAND_IN_ID, undefined, plainlyNew)
+        logger.debug(
+          { file: file.path, batches: r.batches.length, kept: !r.abandoned },
+          'read while its id was computed',
+        )
+        if (!r.abandoned) early = r
+        else if (options.signal?.aborted) break
+      }
       let ids: FileIds
       try {
-        ids = await identities.get(i)
+        ids = await idsOf
       } catch (err) {
         const error = wrapError(err, 'CAPTURE_READ_FAILED', { file: file.path })
         finish({ file, fileId: '', outcome: { file, fileId: '', status: 'failed', records: 0, kept: 0, error } })
@@ -780,9 +926,8 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       }
 
       const fileId = ids.id
-      let previous: LedgerEntry | undefined = seen.get(fileId)
-      let legacyRow = false
-      if (!previous) ({ entry: previous, legacy: legacyRow } = await lookup(i, ids))
+      const { entry: previous, legacy: legacyRow } = await known
+      if (early && previous) throw new Error('pipeline/ingest.ts: a file read early was stored before')
       if (previous?.status === 'pending') {
         const refused = unrecoverable.get(previous.group)
         if (refused) {
@@ -846,7 +991,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       const content = identities.content(i)
       let r: ReadResult
       try {
-        r = await readInto(file, fileId, grouping && tokenId === fileId, tokenId, content)
+        r = early ?? (await readInto(file, fileId, grouping && tokenId === fileId, tokenId, content))
       } finally {
         identities.release(content)
       }
@@ -876,7 +1021,8 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     }
     // Whatever was read completely is stored and recorded, also when the run was interrupted.
     flushGroup()
-    await Promise.allSettled(inFlight)
+    options.onAllRead?.()
+    await Promise.allSettled(allWrites())
     reportMetrics()
     if (sinkError) throw sinkError
     await allFinished()
@@ -884,7 +1030,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
   } catch (err) {
     // Storage failed: what was stored is deduplicated on the next run; no more ledger rows.
     group?.stored.reject(err)
-    await Promise.allSettled(inFlight)
+    await Promise.allSettled(allWrites())
     while (finishing) await finishing
     throw sinkError ?? err
   } finally {
@@ -898,6 +1044,9 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
   }
   return summary
 }
+
+/** Stops an early read whose file turned out not to be plainly new (readInto). */
+class EarlyReadAbandoned extends Error {}
 
 function readOutcome(
   file: CaptureFile,

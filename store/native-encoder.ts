@@ -63,6 +63,19 @@ class Strings {
     }
   }
 
+  /** Gives key `from` the text `to` (a file id found out after its rows were added). */
+  rename(from: string, to: string): void {
+    const key = this.index.get(from)
+    if (key === undefined) return
+    if (this.index.has(to)) throw new RangeError(`rename onto a key in use: ${to}`)
+    const bytes = Buffer.from(to, 'utf8')
+    if (bytes.length > 127) throw new RangeError(`string too long for the row encoder: ${to.slice(0, 40)}…`)
+    this.keys[key] = bytes
+    this.texts[key] = to
+    this.index.delete(from)
+    this.index.set(to, key)
+  }
+
   /** How many keys rows [0, rows) use: those first used before `rows` ('' included). */
   usedBefore(rows: number): number {
     let n = this.keys.length
@@ -77,6 +90,20 @@ interface BlockColumn {
   indexType: number
   indexes: Uint32Array
   from: number
+}
+
+/**
+ * Where putLowCardinality (store/native.ts), writing `keys` at `o`, puts the bytes of `wanted`:
+ * after three 8-byte words, each key as its length byte (keys are under 128 bytes) and bytes.
+ */
+function locateKey(o: number, keys: Uint8Array[], wanted: Buffer): number {
+  let at = o + 24
+  for (const key of keys) {
+    at += 1
+    if (key.length === wanted.length && wanted.equals(key)) return at
+    at += key.length
+  }
+  return -1
 }
 
 export class EventColumnEncoder {
@@ -101,6 +128,9 @@ export class EventColumnEncoder {
   private shortCountries = new Int32Array(65536)
   /** Blocks handed out come back through recycle() once the sink is done with them. */
   private readonly pool = new BufferPool(2)
+  /** takeLocatingFileId: the id whose key writeBlock looks for, and where it wrote it (-1: not in the block). */
+  private locating: Buffer | undefined
+  private locatedAt = -1
   /** Scratch for a block's own dictionary: global key -> block key + 1. */
   private remap = new Int32Array(256)
   private remapped = new Uint32Array(0)
@@ -146,6 +176,16 @@ export class EventColumnEncoder {
     this.fileId = fileId
     this.sensorKey = -1
     this.fileKey = -1
+  }
+
+  /**
+   * Gives the rows already added under file id `from` the id `to`, and the rows still to come
+   * (the current file's, when it is `from`). For a file read before its id was known
+   * (pipeline/ingest.ts, early reads): blocks taken before are patched with takeLocatingFileId.
+   */
+  renameFile(from: string, to: string): void {
+    this.files.rename(from, to)
+    if (this.fileId === from) this.fileId = to
   }
 
   get rows(): number {
@@ -251,6 +291,22 @@ export class EventColumnEncoder {
     return { body: out, at: firstBytes }
   }
 
+  /**
+   * take(), and where the current file's id is in the block: the offset of its bytes in the
+   * file_id dictionary (-1: no row of it). A block taken before the file's id was known gets it
+   * written there in place once it is, when the stand-in has the same length.
+   */
+  takeLocatingFileId(): { body: Buffer; fileIdAt: number } {
+    this.locating = Buffer.from(this.fileId, 'utf8')
+    this.locatedAt = -1
+    try {
+      const body = this.take()
+      return { body, fileIdAt: this.locatedAt }
+    } finally {
+      this.locating = undefined
+    }
+  }
+
   /** A block handed out by take(), for a later batch: only once nothing reads it any more. */
   recycle(body: Buffer): void {
     this.pool.give(body)
@@ -299,6 +355,7 @@ export class EventColumnEncoder {
       // Width 0: a LowCardinality column (sensor, country, file id, in this order: blockColumns).
       if (COLUMN_WIDTHS[c] === 0) {
         const column = lc[l++]!
+        if (l === 3 && this.locating) this.locatedAt = locateKey(o, column.keys, this.locating)
         o = putLowCardinality(out, view, o, column, column.indexes, rows, column.from)
       } else {
         const w = COLUMN_WIDTHS[c]!

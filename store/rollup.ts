@@ -394,7 +394,7 @@ export function rollupPlan(
 export function startRollupRefresher(
   store: Store,
   options: { intervalMs?: number; logger: Logger },
-): { stop(): Promise<void> } {
+): { stop(): Promise<void>; nudge(): void } {
   let timer: NodeJS.Timeout | undefined
   let running: Promise<void> = Promise.resolve()
   let stopped = false
@@ -411,7 +411,19 @@ export function startRollupRefresher(
     timer.unref()
   }
   schedule()
+  let nudged = false
   return {
+    /**
+     * A refresh now, beside whatever is being stored, unless one is running (once; stop() still
+     * refreshes last). For the end of a one-shot ingest: the reader is done and the engine stores
+     * the last batches with one of the two cores idle half the time; the refresh brings most days
+     * up to date meanwhile and the last one recomputes only what those batches changed.
+     */
+    nudge() {
+      if (nudged || stopped) return
+      nudged = true
+      running = running.then(refresh)
+    },
     async stop() {
       stopped = true
       clearTimeout(timer)

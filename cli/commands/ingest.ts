@@ -91,6 +91,7 @@ export function registerIngest(program: Command): void {
         : undefined
     let sink: EventSink
     let closeStore = async () => {}
+    let nudgeRollup: (() => void) | undefined
     if (ctx.config.kafka.brokers?.length) {
       const { createKafkaSink } = await import('../../stream/producer.js')
       sink = await createKafkaSink({ config: ctx.config, logger: ctx.logger, metrics })
@@ -103,6 +104,7 @@ export function registerIngest(program: Command): void {
         intervalMs: spool !== undefined ? ROLLUP_REFRESH_INTERVAL_MS : undefined,
         logger: ctx.logger,
       })
+      nudgeRollup = rollup.nudge
       closeStore = async () => {
         await rollup.stop()
         await store.close()
@@ -137,6 +139,7 @@ export function registerIngest(program: Command): void {
         identities,
         signal: controller.signal,
         onProgress: progress?.update,
+        onAllRead: nudgeRollup,
         onFileDone: (outcome) => {
           progress?.fileDone(outcome)
           if (outcome.error) process.stderr.write(`teiten: ${outcome.error.toLine()}\n`)

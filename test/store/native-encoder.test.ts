@@ -156,4 +156,32 @@ describe('the column encoder writes the Native block the rewrite makes of the sa
     expect(second.equals(eventsRowBinaryToNative(row.take()))).toBe(true)
     expect(second.buffer).toBe(first.buffer) // the block given back was used again
   })
+
+  it('locates a stand-in file id in a taken block, and renames it for the rows still to come', () => {
+    const standIn = '~'.repeat(32)
+    const plain = new EventColumnEncoder(16)
+    const early = new EventColumnEncoder(16)
+    const steps = (id: string): Step[] => [{ file: ['s1', id] }, { rows: rows(40, 21) }]
+    // First block: taken under the stand-in, then the id written where the encoder says it is.
+    run(steps(ID_A), new EventRowEncoder(64), plain)
+    run(steps(standIn), new EventRowEncoder(64), early)
+    const { body, fileIdAt } = early.takeLocatingFileId()
+    expect(body.subarray(fileIdAt, fileIdAt + 32).toString('latin1')).toBe(standIn)
+    body.write(ID_A, fileIdAt, 'latin1')
+    expect(body.equals(plain.take())).toBe(true)
+    // Rows added under the stand-in after that, then renamed, then more rows of the file and of
+    // another: the block is the one made with the id from the start.
+    const more = (id: string, e: EventColumnEncoder) =>
+      run([{ file: ['s1', id] }, { rows: rows(25, 22) }], new EventRowEncoder(64), e)
+    more(ID_A, plain)
+    more(standIn, early)
+    early.renameFile(standIn, ID_A)
+    for (const e of [plain, early]) {
+      run([{ rows: rows(10, 23) }, { file: ['s2', ID_B] }, { rows: rows(5, 24) }], new EventRowEncoder(64), e)
+    }
+    expect(early.take().equals(plain.take())).toBe(true)
+    // A block without the file's rows: nothing to locate.
+    run([{ file: ['s1', ID_C] }], new EventRowEncoder(64), early)
+    expect(early.takeLocatingFileId().fileIdAt).toBe(-1)
+  })
 })
