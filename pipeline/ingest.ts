@@ -533,17 +533,18 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     // A field, not a variable: the decision changes it between chunks, where type narrowing cannot see.
     const state: { gate: 'open' | 'closed' | 'abandoned' } = { gate: early ? 'closed' : 'open' }
     const held: HeldBatch[] = []
-    const sendHeld = (h: HeldBatch) => {
-      const loan = lend(h.body)
-      const { batchNo: no, rows, body } = h
-      const written = loan.write((onBodyRead) =>
+    /** Writes one of the file's own batches (under tokenId as it is then). */
+    const writeOwn = (loan: BodyLoan, no: number, rows: number, body: Buffer, bounded = true) =>
+      loan.write((onBodyRead) =>
         track(
           sink.writeBatch({ fileId: tokenId, sensor: file.sensor, batchNo: no, rows, body, format, onBodyRead }),
-          false,
+          bounded,
         ),
       )
+    const sendHeld = (h: HeldBatch) => {
+      const loan = lend(h.body)
+      writeOwn(loan, h.batchNo, h.rows, h.body, false).then(h.sent.resolve, h.sent.reject)
       loan.close()
-      written.then(h.sent.resolve, h.sent.reject)
     }
     const abandon = () => {
       state.gate = 'abandoned'
@@ -583,13 +584,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       const own = at > 0 ? body.subarray(at) : body
       startOffset = 0
       startRows = 0
-      const no = batchNo++
-      const written = loan.write((onBodyRead) =>
-        track(
-          sink.writeBatch({ fileId: tokenId, sensor: file.sensor, batchNo: no, rows, body: own, format, onBodyRead }),
-        ),
-      )
-      batches.push(written)
+      batches.push(writeOwn(loan, batchNo++, rows, own))
       loan.close()
     }
     const result: ReadResult = { stats, batches }
