@@ -9,6 +9,13 @@ export interface CaptureFile {
   sensor: string
 }
 
+/** A file met while walking a directory, before the directory's files are put in order. */
+interface Found {
+  path: string
+  size: number
+  mtimeMs: number
+}
+
 /**
  * Expands PATH arguments into capture files: files in the order given, each directory's files
  * (recursively) oldest first by modification time, then by path. Symbolic links are followed only
@@ -29,13 +36,6 @@ export interface CaptureFile {
  * took 1.0-1.7 s to list with an awaited `lstat` per file (a round trip through libuv's pool
  * each), 51-63 ms with `lstatSync` (64-178 ms with all of a folder's `lstat` awaited at once).
  */
-/** A file met while walking a directory, before the directory's files are put in order. */
-interface Found {
-  path: string
-  size: number
-  mtimeMs: number
-}
-
 export async function expandPaths(paths: string[], sensorOverride?: string): Promise<CaptureFile[]> {
   const out: CaptureFile[] = []
   const seen = new Set<string>()

@@ -31,6 +31,13 @@ import { EVENT_COLUMNS } from './schema.js'
 
 const TWO_32 = 4294967296
 
+/** A key's UTF-8 bytes: under 128, so that its length is one byte in the block (store/native.ts). */
+function keyBytes(text: string): Buffer {
+  const bytes = Buffer.from(text, 'utf8')
+  if (bytes.length > 127) throw new RangeError(`string too long for the row encoder: ${text.slice(0, 40)}…`)
+  return bytes
+}
+
 /** One LowCardinality column's strings for the rows so far, in the order they were first used. */
 class Strings {
   /** Key 0 is '' (ClickHouse's default value); the others as their UTF-8 bytes. */
@@ -44,9 +51,7 @@ class Strings {
     let found = this.index.get(text)
     if (found === undefined) {
       found = this.keys.length
-      const bytes = Buffer.from(text, 'utf8')
-      if (bytes.length > 127) throw new RangeError(`string too long for the row encoder: ${text.slice(0, 40)}…`)
-      this.keys.push(bytes)
+      this.keys.push(keyBytes(text))
       this.firstRows.push(row)
       this.texts.push(text)
       this.index.set(text, found)
@@ -68,9 +73,7 @@ class Strings {
     const key = this.index.get(from)
     if (key === undefined) return
     if (this.index.has(to)) throw new RangeError(`rename onto a key in use: ${to}`)
-    const bytes = Buffer.from(to, 'utf8')
-    if (bytes.length > 127) throw new RangeError(`string too long for the row encoder: ${to.slice(0, 40)}…`)
-    this.keys[key] = bytes
+    this.keys[key] = keyBytes(to)
     this.texts[key] = to
     this.index.delete(from)
     this.index.set(to, key)

@@ -414,8 +414,8 @@ export function startRollupRefresher(
   let nudged = false
   return {
     /**
-     * A refresh now, beside whatever is being stored, unless one is running (once; stop() still
-     * refreshes last). For the end of a one-shot ingest: the reader is done and the engine stores
+     * A refresh now, beside whatever is being stored (after the one running, if any; once: stop()
+     * still refreshes last). For the end of a one-shot ingest: the reader is done and the engine stores
      * the last batches with one of the two cores idle half the time; the refresh brings most days
      * up to date meanwhile and the last one recomputes only what those batches changed.
      */
