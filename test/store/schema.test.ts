@@ -517,7 +517,7 @@ describe('aggregate views and schema v4', () => {
   })
 
   it('a store at schema version 13 that holds data keeps its hourly sets, and blocks stored before the upgrade and sent again after it count once', async () => {
-    await upgradeFrom([14, 15], backToVersion13({ body: () => batch(52, 'm'), token: 'm-0' }), async (store) => {
+    await upgradeFrom([14, 15, 16], backToVersion13({ body: () => batch(52, 'm'), token: 'm-0' }), async (store) => {
       expect(await description(store, 15)).toBe(v15.kept)
       expect(await hourlyView(store)).toContain('sources')
       await store.insertRowBinary('events', EVENT_STRUCTURE, batch(52, 'm'), 'm-0')
@@ -530,7 +530,7 @@ describe('aggregate views and schema v4', () => {
   })
 
   it('a store at schema version 13 that holds no data gets its hourly sources from the source-day rows', async () => {
-    await upgradeFrom([14, 15], backToVersion13(), async (store) => {
+    await upgradeFrom([14, 15, 16], backToVersion13(), async (store) => {
       expect(await description(store, 15)).toBe(v15.description)
       await store.insertRowBinary('events', EVENT_STRUCTURE, batch(54, 'o'), 'o-0')
       const layout = await hourlyLayout(store)
@@ -538,6 +538,94 @@ describe('aggregate views and schema v4', () => {
       expect(layout.rowsWithHours).toBeGreaterThan(0)
       expectAgreement(await aggregatesAndRecount(store), 2000)
     })
+  })
+
+  const v16 = MIGRATIONS.find((m) => m.version === 16)!
+  /** One insert holding three sensors' packets: each block's sensor and country dictionaries hold several values. */
+  const mixedBlock = (seed: number, id: string) =>
+    Buffer.concat(
+      ['s-east', 's-west', 's-north'].map((sensor, i) => encode(packets(seed + i, 1500), sensor, id.repeat(32))),
+    )
+  const packed = async (store: Store) => ({
+    source: (await sourceView(store)).includes('lowCardinalityIndices'),
+    hourly: (await hourlyView(store)).includes('lowCardinalityIndices'),
+  })
+  /** What version 15 left: the source-day and hourly views grouped by the columns themselves. */
+  const backToVersion15 = backTo(v15.statements.filter((s) => !s.startsWith('ALTER')))
+
+  it('a new store groups each block of its source-day and hourly views by one packed key: inserts of several sensors and countries agree with a recount, re-sent blocks count once', async () => {
+    const open = newStoreDir()
+    const store = await open()
+    try {
+      expect(await description(store, 16)).toBe(v16.description)
+      expect(await packed(store)).toEqual({ source: true, hourly: true })
+      await store.insertRowBinary('events', EVENT_STRUCTURE, mixedBlock(60, 'p'), 'p-0')
+      await store.insertRowBinary('events', EVENT_STRUCTURE, mixedBlock(63, 'q'), 'q-0')
+      await store.insertRowBinary('events', EVENT_STRUCTURE, mixedBlock(60, 'p'), 'p-0')
+      const agg = await aggregatesAndRecount(store)
+      expectAgreement(agg, 9000)
+      // Every sensor's hours hold every country: one block's groups differ by sensor alone.
+      const hoursOf = (sensor: string) => agg.hourly.filter((r) => r.k_sensor === sensor).length
+      expect(new Set(agg.hourly.map((r) => r.k_country))).toEqual(new Set(['CN', 'US', 'DE', '--']))
+      for (const sensor of ['s-east', 's-west', 's-north']) expect(hoursOf(sensor)).toBeGreaterThan(100)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('a store at schema version 15 that holds data keeps its views, and blocks stored before the upgrade and sent again after it count once', async () => {
+    await upgradeFrom([16], backToVersion15({ body: () => mixedBlock(66, 'r'), token: 'r-0' }), async (store) => {
+      expect(await description(store, 16)).toBe(v16.kept)
+      expect(await packed(store)).toEqual({ source: false, hourly: false })
+      await store.insertRowBinary('events', EVENT_STRUCTURE, mixedBlock(66, 'r'), 'r-0')
+      await store.insertRowBinary('events', EVENT_STRUCTURE, mixedBlock(69, 's'), 's-0')
+      expectAgreement(await aggregatesAndRecount(store), 9000)
+    })
+  })
+
+  it('a store at schema version 15 that holds no data gets the packed views', async () => {
+    await upgradeFrom([16], backToVersion15(), async (store) => {
+      expect(await description(store, 16)).toBe(v16.description)
+      expect(await packed(store)).toEqual({ source: true, hourly: true })
+      await store.insertRowBinary('events', EVENT_STRUCTURE, mixedBlock(72, 't'), 't-0')
+      expectAgreement(await aggregatesAndRecount(store), 4500)
+    })
+  })
+
+  it('a store without data whose hourly sets version 15 kept keeps its views at version 16 (the packed ones would leave those sets empty)', async () => {
+    const open = newStoreDir()
+    const unrecord = (store: Store, versions: number[]) =>
+      store.command(
+        'ALTER TABLE schema_migrations DELETE WHERE version IN {v:Array(UInt32)} SETTINGS mutations_sync = 2',
+        { v: versions },
+      )
+    let store = await open()
+    try {
+      await backToVersion13({ body: () => batch(75, 'u'), token: 'u-0' })(store)
+      await unrecord(store, [14, 15, 16])
+    } finally {
+      await store.close()
+    }
+    store = await open()
+    try {
+      expect(await description(store, 15)).toBe(v15.kept)
+      // The data goes (retention, a researcher's DELETE); the views it was stored through stay.
+      for (const table of ['events', 'ingested_files', 'daily_agg', 'hourly_agg', 'source_daily']) {
+        await store.command(`TRUNCATE TABLE ${table}`)
+      }
+      await unrecord(store, [16])
+    } finally {
+      await store.close()
+    }
+    store = await open()
+    try {
+      expect(await description(store, 16)).toBe(v16.kept)
+      expect(await packed(store)).toEqual({ source: false, hourly: false })
+      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(76, 'v'), 'v-0')
+      expectAgreement(await aggregatesAndRecount(store), 2000)
+    } finally {
+      await store.close()
+    }
   })
 
   /** What version 9 left: no bitmap column, the view keeps every address in dsts. */
@@ -569,20 +657,26 @@ describe('aggregate views and schema v4', () => {
   })
 
   it('a store at schema version 9 that holds data keeps every dark address in dsts, and the same expression counts them exactly', async () => {
-    await upgradeFrom([10, 11, 14, 15], backToVersion9({ body: () => batch(42, 'h'), token: 'h-0' }), async (store) => {
-      expect(await description(store, 11)).toBe(v11.kept)
-      expect(await sourceView(store)).not.toContain('dsts_v4')
-      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(42, 'h'), 'h-0')
-      await store.insertRowBinary('events', EVENT_STRUCTURE, batch(43, 'i'), 'i-0')
-      const { stored, recount } = await darkAddresses(store)
-      expect(stored.map((r) => ({ src: r.src, all: r.all }))).toEqual(recount.map((r) => ({ src: r.src, all: r.all })))
-      expect(stored.every((r) => Number(r.v4) === 0)).toBe(true)
-      expectAgreement(await aggregatesAndRecount(store), 4000)
-    })
+    await upgradeFrom(
+      [10, 11, 14, 15, 16],
+      backToVersion9({ body: () => batch(42, 'h'), token: 'h-0' }),
+      async (store) => {
+        expect(await description(store, 11)).toBe(v11.kept)
+        expect(await sourceView(store)).not.toContain('dsts_v4')
+        await store.insertRowBinary('events', EVENT_STRUCTURE, batch(42, 'h'), 'h-0')
+        await store.insertRowBinary('events', EVENT_STRUCTURE, batch(43, 'i'), 'i-0')
+        const { stored, recount } = await darkAddresses(store)
+        expect(stored.map((r) => ({ src: r.src, all: r.all }))).toEqual(
+          recount.map((r) => ({ src: r.src, all: r.all })),
+        )
+        expect(stored.every((r) => Number(r.v4) === 0)).toBe(true)
+        expectAgreement(await aggregatesAndRecount(store), 4000)
+      },
+    )
   })
 
   it('a store at schema version 9 that holds no data gets the IPv4 bitmaps', async () => {
-    await upgradeFrom([10, 11, 14, 15], backToVersion9(), async (store) => {
+    await upgradeFrom([10, 11, 14, 15, 16], backToVersion9(), async (store) => {
       expect(await description(store, 11)).toBe(v11.description)
       await store.insertRowBinary('events', EVENT_STRUCTURE, batch(44, 'j'), 'j-0')
       const { stored, recount } = await darkAddresses(store)
