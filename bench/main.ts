@@ -20,7 +20,7 @@
  * VmHWM; both from /proc (Linux).
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -144,13 +144,39 @@ const teiten = (args: string[]) => measure(process.execPath, [join(ROOT, 'bin', 
 
 /**
  * Stores the bench made, removed when it is done rather than between timed runs. Deleting a
- * store's thousands of part files made the next run pay for it: ext4 passes over inodes freed in
- * the last ~30 s when it allocates new ones, and a spool ingest started right after a spool store
- * was deleted spent 4.7% of its CPU doing so (perf: recently_deleted, find_get_block_common,
- * find_inode_bit, ext4_get_group_desc), against 0.02% with no deletion before it. Users do not
- * delete a store before every ingest.
+ * store's thousands of part files makes the next ingest pay for it: this machine's ext4 has no
+ * journal, and then the inode allocator passes over inodes freed in the last 60 s (360 s while
+ * their inode table block is dirty), reading each one's inode block (perf: recently_deleted,
+ * find_get_block_common, find_inode_bit, ext4_get_group_desc). A spool ingest started right
+ * after a spool store was deleted spent 4.7% of its CPU there, against 0.02% with no deletion
+ * before it; a `teiten ingest` of the 20M capture in the work directory a minute after a bench
+ * removed its stores spent 2.1% of its samples there, one in another directory 0.03%.
+ * Users do not delete a store before every ingest; a bench run started within that window of
+ * the last removal waits out the rest of it before its first ingest (REMOVED_AT).
  */
 const removeWhenDone: string[] = []
+
+/** When the bench last removed stores (ms since the epoch, as text). */
+const REMOVED_AT = join(CACHE, 'stores-removed-at')
+/** How long ext4 keeps freed inodes aside at most (60 s, plus 300 s while their block is dirty). */
+const FREED_INODES_ASIDE_MS = 360_000
+
+function removeStores(dirs: string[]): void {
+  // An empty directory frees no part files.
+  const existing = dirs.filter((d) => existsSync(d) && readdirSync(d).length > 0)
+  for (const dir of existing) rmSync(dir, { recursive: true, force: true })
+  if (existing.length > 0) writeFileSync(REMOVED_AT, String(Date.now()))
+}
+
+async function untilFreedInodesAreReusable(): Promise<void> {
+  const removedAt = existsSync(REMOVED_AT) ? Number(readFileSync(REMOVED_AT, 'utf8')) : 0
+  const waitMs = removedAt + FREED_INODES_ASIDE_MS - Date.now()
+  if (!(waitMs > 0)) return
+  log(
+    `waiting ${Math.ceil(waitMs / 1000)} s: stores were removed ${Math.round((Date.now() - removedAt) / 1000)} s ago, and new files skip inodes freed that recently`,
+  )
+  await new Promise((r) => setTimeout(r, waitMs))
+}
 
 /** `teiten ingest` of `paths` into a new store per run; the last run's store is `keep`. */
 async function ingest(name: string, paths: string[], packets: number, runs: number, keep: string): Promise<Stage> {
@@ -215,9 +241,10 @@ async function main(): Promise<void> {
   const runs = Math.max(1, Number(values.runs))
   const e2eRuns = Math.max(1, Number(values['e2e-runs']))
   const work = join(CACHE, 'work')
-  // Stores an interrupted run left, deleted now: the reference and decode stages that follow
-  // take longer than ext4 keeps freed inodes aside (see removeWhenDone).
-  rmSync(work, { recursive: true, force: true })
+  // Stores an interrupted run left, deleted now: the first ingest waits until ext4 reuses their
+  // inodes (see removeWhenDone).
+  mkdirSync(CACHE, { recursive: true })
+  removeStores([work])
   mkdirSync(work, { recursive: true })
   const machine = {
     cpu: cpus()[0]?.model ?? 'unknown',
@@ -271,6 +298,7 @@ async function main(): Promise<void> {
     log(`${depth}: ${range(s.seconds, 2)} s`)
   }
 
+  await untilFreedInodesAreReusable()
   const store = join(work, `store-${packets}`)
   const e2e = await ingest('teiten ingest -> embedded ClickHouse', [file], packets, e2eRuns, store)
   stages.push(e2e)
@@ -346,7 +374,7 @@ async function main(): Promise<void> {
     kafka = figures
   }
   machine.loadAfter = loadavg()
-  for (const dir of removeWhenDone) rmSync(dir, { recursive: true, force: true })
+  removeStores(removeWhenDone)
 
   const result = {
     machine,

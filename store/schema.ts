@@ -192,21 +192,19 @@ const HOURLY_SOURCES_FROM_SOURCE_DAYS = [
 /**
  * One UInt64 that groups a view's block (schema v16): the time unit, the positions of the
  * block's sensor and country in their LowCardinality dictionaries, the class and the direction,
- * each in bits of its own. Grouping by the five columns themselves made ClickHouse hash every
- * row's keys serialized into an arena (two dictionary-encoded strings among them); one integer
- * key takes its fastest hash table. Replaying the 20M-packet bench capture's 17M events into the
- * engine (262,144-row blocks, merges included; three interleaved runs each): 14.5-17.8 CPU s
- * against 17.5-19.9, the same rows in every table.
+ * each in bits of its own. Grouping by the five columns (two of them dictionary-encoded
+ * strings) cost the engine twice what one integer key costs. Replaying the 20M-packet bench
+ * capture's 17M events into a new store (262,144-row blocks, merges included; ten interleaved
+ * pairs): 14.3-17.8 CPU s against 16.4-20.3, the same rows in every table.
  *
- * Exact because a view runs its query on one inserted block, and within a block's column a
- * dictionary position names one value (ClickHouse squashes blocks into one dictionary each);
- * the row's values themselves come out with any(). Bits 42-63 hold the hour or day number
- * (22 bits reach past DateTime64's year 2262), 24-41 the sensor position, 5-23 the country's:
- * a position is below the block's distinct values plus one, so 262,143 sensors or 524,287
- * countries in one insert would be needed to overlap. toLowCardinality only satisfies the
- * view's analysis, which types these columns as plain strings: at run time they arrive
- * dictionary-encoded and it passes them through (measured: the same CPU as without it in a
- * SELECT on the table).
+ * Exact because a view runs its query on one inserted block, and a LowCardinality column holds
+ * one dictionary, where a position names one value; the row's values themselves come out with
+ * any(). Bits 42-63 hold the hour or day number (22 bits reach past DateTime64's year 2262),
+ * 24-41 the sensor position, 5-23 the country's: a position is below the block's distinct
+ * values plus one, so 262,143 sensors or 524,287 countries in one insert would be needed to
+ * overlap. toLowCardinality only satisfies the view's analysis, which types these columns as
+ * plain strings inside a GROUP BY key: at run time they arrive dictionary-encoded (toTypeName
+ * in a view reads LowCardinality(String)) and it passes them through.
  */
 const packedGrouping = (timeUnit: string) =>
   [
