@@ -148,15 +148,19 @@ const IPV4_MAPPED = (column: string) =>
  * would be counted twice, and a stored set holds hashes that cannot be turned back into
  * addresses. A store that holds data keeps its view (and an empty `dsts_v4`).
  */
+const DARK_ADDRESS_STATES = [
+  `uniqExactStateIf(dst, NOT (${IPV4_MAPPED('dst')})) AS dsts`,
+  `groupBitmapStateIf(toUInt32(toIPv4OrDefault(dst)), ${IPV4_MAPPED('dst')}) AS dsts_v4`,
+]
+
+/** A source-day's UTC hours as a bitmask (schema v14-v15: see HOURLY_SOURCES_FROM_SOURCE_DAYS). */
+const HOURS_SEEN = 'groupBitOr(bitShiftLeft(toUInt32(1), toHour(ts))) AS hours'
+
 const sourceDailyView = (extraColumns: string[] = []) =>
   `CREATE MATERIALIZED VIEW source_daily_mv TO source_daily AS
    SELECT toDate(ts) AS day, src, sensor, country, class, dst_port = 123 AS access,
           max(bogon) AS bogon, count() AS packets, min(ts) AS first_seen, max(ts) AS last_seen,
-          ${[
-            `uniqExactStateIf(dst, NOT (${IPV4_MAPPED('dst')})) AS dsts`,
-            `groupBitmapStateIf(toUInt32(toIPv4OrDefault(dst)), ${IPV4_MAPPED('dst')}) AS dsts_v4`,
-            ...extraColumns,
-          ].join(',\n          ')}
+          ${[...DARK_ADDRESS_STATES, ...extraColumns].join(',\n          ')}
    FROM events GROUP BY day, src, sensor, country, class, access`
 
 const DARK_ADDRESS_BITMAPS = ['DROP VIEW IF EXISTS source_daily_mv', sourceDailyView()]
@@ -181,7 +185,7 @@ const DARK_ADDRESS_BITMAPS = ['DROP VIEW IF EXISTS source_daily_mv', sourceDaily
  */
 const HOURLY_SOURCES_FROM_SOURCE_DAYS = [
   'DROP VIEW IF EXISTS source_daily_mv',
-  sourceDailyView(['groupBitOr(bitShiftLeft(toUInt32(1), toHour(ts))) AS hours']),
+  sourceDailyView([HOURS_SEEN]),
   'DROP VIEW IF EXISTS hourly_agg_mv',
   `CREATE MATERIALIZED VIEW hourly_agg_mv TO hourly_agg AS
    SELECT toStartOfHour(ts) AS hour, sensor, country, class, dst_port = 123 AS access, count() AS packets
@@ -233,9 +237,7 @@ const PACKED_GROUPING_VIEWS = [
   `CREATE MATERIALIZED VIEW source_daily_mv TO source_daily AS
    SELECT toDate(first_seen) AS day, src, any(s) AS sensor, any(c) AS country, any(cl) AS class, ${PACKED_ACCESS},
           max(bogon) AS bogon, count() AS packets, min(ts) AS first_seen, max(ts) AS last_seen,
-          uniqExactStateIf(dst, NOT (${IPV4_MAPPED('dst')})) AS dsts,
-          groupBitmapStateIf(toUInt32(toIPv4OrDefault(dst)), ${IPV4_MAPPED('dst')}) AS dsts_v4,
-          groupBitOr(bitShiftLeft(toUInt32(1), toHour(ts))) AS hours
+          ${[...DARK_ADDRESS_STATES, HOURS_SEEN].join(',\n          ')}
    FROM (SELECT ${packedGrouping('toDate(ts)')} AS grouping, src, sensor AS s, country AS c, class AS cl, bogon, ts, dst
          FROM events)
    GROUP BY grouping, src`,
