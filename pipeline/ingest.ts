@@ -209,6 +209,15 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
   const earlyRead = options.earlyRead ?? { minBytes: EARLY_READ_MIN_BYTES, batches: EARLY_BATCHES }
   const byClass = Object.fromEntries(NTP_CLASSES.map((c) => [c, 0])) as Record<NtpClass, number>
   const countries = new Set<string>()
+  /**
+   * The read (readSeq) that last met each two-ASCII-letter country (ISO alpha-2 and '--', keyed
+   * c0 << 7 | c1): a file's new countries are found without hashing its strings. A darknet's
+   * sources change country almost every packet: over 17M draws among 20 countries (a loop that
+   * alone takes 0.05 s) a Set<string>.add per change took 0.18-0.39 s, this 0.13-0.23 s
+   * (micro-benchmark, six runs on a busy host): ~0.1 s of the main thread per 20M packets.
+   */
+  const countryMetIn = new Uint32Array(1 << 14)
+  let readSeq = 0
   const summary: IngestSummary = {
     files: files.length,
     filesIngested: 0,
@@ -522,6 +531,9 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     let lastCountry = ''
     /** Countries of this file's rows: the run's once the file counts (not an abandoned early read). */
     const fileCountries = new Set<string>()
+    /** The same for two-letter codes (countryMetIn), as c0 << 7 | c1. */
+    const fileCountryCodes: number[] = []
+    const seq = ++readSeq
     /** statusCounts already added to `unreported`: a file's packets reach the metrics once it counts. */
     const reported = new Float64Array(DECODE_STATUS_NAMES.length)
     const reportRead = () => {
@@ -600,8 +612,17 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
           kept++
           classCounts[enrichment.classId]++
           if (enrichment.country !== lastCountry) {
-            lastCountry = enrichment.country
-            fileCountries.add(lastCountry)
+            const c = enrichment.country
+            lastCountry = c
+            const c0 = c.charCodeAt(0)
+            const c1 = c.charCodeAt(1)
+            if (c.length === 2 && c0 < 0x80 && c1 < 0x80) {
+              const code = (c0 << 7) | c1
+              if (countryMetIn[code] !== seq) {
+                countryMetIn[code] = seq
+                fileCountryCodes.push(code)
+              }
+            } else fileCountries.add(c)
           }
           const s = packet.tsSec
           const n = packet.tsNanos
@@ -659,6 +680,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
     }
     reportRead()
     for (const c of fileCountries) countries.add(c)
+    for (const code of fileCountryCodes) countries.add(String.fromCharCode(code >> 7, code & 0x7f))
     stats.records = records
     stats.kept = kept
     stats.minSec = fileMinSec

@@ -8,6 +8,7 @@
  *
  * The hashing is real (the worker); the test decides when its answer reaches the reader.
  */
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { TeitenError } from '../../core/errors.js'
@@ -208,14 +209,17 @@ describe('a file read while its identity is hashed', () => {
 })
 
 describe('an early read that must not count', () => {
-  it('drops what it read when the file is already stored, and counts nothing of it', async () => {
+  /** A capture stored by a run of its own, and a renamed copy of it in `dir`. */
+  const storedAndCopied = async (dir: string) => {
     await truncateAll(store)
     const big = capture(BATCH_ROWS + 9_000, 'first.pcap')
     await run([big.path])
-    const copy = writeCapture(
-      join(work.path, 'copy', 's', 'renamed.pcap'),
-      (await import('node:fs')).readFileSync(big.path),
-    )
+    const copy = writeCapture(join(work.path, dir, 's', 'renamed.pcap'), readFileSync(big.path))
+    return { big, copy }
+  }
+
+  it('drops what it read when the file is already stored, and counts nothing of it', async () => {
+    const { big, copy } = await storedAndCopied('copy')
     const identities = new WithheldIdentities([copy], new Set([0]))
     const sink = watchedSink()
     const metrics = createMetrics()
@@ -227,6 +231,22 @@ describe('an early read that must not count', () => {
     expect((await metrics.packetsRead.get()).values[0]?.value ?? 0).toBe(0)
     await expectStoredOnce(big.truth)
     expect((await ledger()).length).toBe(1)
+  }, 120_000)
+
+  it('counts the countries of a later file that the dropped read met first', async () => {
+    const { big, copy } = await storedAndCopied('copy-then-new')
+    const fresh = capture(3_000, 'fresh.pcap')
+    const identities = new WithheldIdentities([copy, fresh.path], new Set([0]))
+    setTimeout(() => identities.open(), 1_000)
+    const summary = await run([copy, fresh.path], { identities, earlyRead: { minBytes: 1, batches: 1 } })
+    expect([summary.filesIngested, summary.filesSkipped]).toEqual([1, 1])
+    const [row] = await store.query<{ n: string }>(
+      'SELECT toString(uniqExact(country)) AS n FROM events WHERE file_id = {id:String}',
+      { id: (await fileIdentity(fresh.path)).id },
+    )
+    expect(Number(row!.n)).toBeGreaterThan(1)
+    expect(summary.countries).toBe(Number(row!.n))
+    await expectStoredOnce(addTruth(addTruth(emptyTruth(), big.truth), fresh.truth))
   }, 120_000)
 
   it('stores nothing when the run is stopped before the id is known, and the next run stores it once', async () => {
