@@ -58,6 +58,7 @@ interface HeldEvent {
 async function pipelineBatches(paths: string[]): Promise<EventBatch[]> {
   const batches: EventBatch[] = []
   const sink: EventSink = {
+    identityScheme: async () => 'sha256', // as a Kafka sensor's
     lookupFile: async () => undefined,
     writeBatch: async (b) => {
       batches.push(b)

@@ -10,6 +10,7 @@ import {
 } from '../core/config.js'
 import { createLogger, type Logger } from '../core/logger.js'
 import type { Store } from '../store/store.js'
+import type { OpenStoreOptions } from '../store/open.js'
 
 /** Options every command that touches the store accepts. */
 export function addStoreOptions(cmd: Command): Command {
@@ -88,7 +89,11 @@ function mergeFlags(a: ConfigInput, b: ConfigInput): ConfigInput {
   return merge(a as Record<string, unknown>, b as Record<string, unknown>) as ConfigInput
 }
 
-export async function openStoreFor(ctx: CommandContext, role: string): Promise<Store> {
+export async function openStoreFor(
+  ctx: CommandContext,
+  role: string,
+  extra: Pick<OpenStoreOptions, 'newStoreIdentity'> = {},
+): Promise<Store> {
   // Loaded here, not at startup: see cli/main.ts buildProgram.
   const { openStore } = await import('../store/open.js')
   return openStore({
@@ -97,5 +102,6 @@ export async function openStoreFor(ctx: CommandContext, role: string): Promise<S
     logger: ctx.logger,
     role,
     retentionDays: ctx.config.retentionDays,
+    ...extra,
   })
 }

@@ -242,6 +242,7 @@ export function instrumentSink(
   }
   const out: EventSink = {
     acceptsNative: sink.acceptsNative,
+    identityScheme: () => sink.identityScheme(),
     lookupFile: (fileId) => sink.lookupFile(fileId),
     finishFile: (record) => sink.finishFile(record),
     close: () => sink.close(),

@@ -1,21 +1,95 @@
 /*
  * A capture file's identity, computed the same way on the main thread and on the hashing worker
- * (pipeline/identity-worker.ts). This module imports only node: built-ins (and types, which
- * are erased) and uses only erasable TypeScript, so the worker can load it from dist/ and, in
- * the test runs, straight from the sources (Node 24 strips the types).
+ * (pipeline/identity-worker.ts). This module imports only node: built-ins and packages (and
+ * types, which are erased), never the repo's other modules, and uses only erasable TypeScript,
+ * so the worker can load it from dist/ and, in the test runs, straight from the sources (Node 24
+ * strips the types).
  *
  * The bomb bounds are the reader's (ingest/capture.ts readGzip): at most maxBytes, and past the
  * grace size at most maxRatio times the compressed bytes consumed so far. Small files are
  * gunzipped in one call, as the reader does; past its output bound the stream decides.
  */
-import { createHash, type Hash } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { closeSync, createReadStream, fstatSync, openSync, read, readFileSync, readSync } from 'node:fs'
 import { Readable } from 'node:stream'
 import { createGunzip, gunzipSync } from 'node:zlib'
+import { createXXHash128 } from 'hash-wasm'
 import type { CaptureContent } from '../ingest/types.js'
 
 /**
- * - `id`: 128 bits of SHA-256 (hex) of the decompressed capture. For a plain file that is the
+ * How a store or a sensor's ledger names files (pipeline/sink.ts EventSink.identityScheme): the
+ * first 128 bits of SHA-256, as teiten did before schema v17, or XXH3-128 (as `xxhsum -H2`
+ * prints it). A store that `teiten ingest` found empty at schema v17 (store/schema.ts) uses
+ * XXH3-128; a store that already named files under SHA-256 keeps it (a file read again after the
+ * upgrade would be new to it and counted twice), and so do Kafka sensors and the stores other
+ * commands make (a storage worker records the ids its sensors send). Either is 32 hex characters.
+ *
+ * Why a second scheme: SHA-256 ran at ~1.4 GB/s here (the CPU's SHA extensions), 1.85 CPU s of
+ * the 20M-packet bench capture's 2.7 GB, every byte of every capture, and the first insert of a
+ * file waits for its identity. XXH3-128 (hash-wasm's WebAssembly) takes ~0.7 CPU s for it.
+ * `teiten ingest` of that capture, six interleaved pairs on a slow stretch: 18.67-21.20 s against
+ * 19.94-22.84 s (faster in five), ~2 CPU s less, peak RSS 672-714 MiB against 753-815 (the reader
+ * holds fewer batches waiting for the identity); docs/performance.md, Round 19. An identity names content against accidents
+ * (a rotated, renamed or recompressed file), not against a forger who controls the capture's
+ * bytes: 128 bits of a non-cryptographic hash suffice for that, as they do for rsync and Btrfs.
+ * Native xxhash bindings hash faster still (~0.2 CPU s) but give 64 bits per streamed pass.
+ */
+export type IdentityScheme = 'sha256' | 'xxh128'
+
+export const IDENTITY_SCHEMES: readonly IdentityScheme[] = ['sha256', 'xxh128']
+
+/** A running hash that gives a file id (32 hex characters) once. */
+interface IdHasher {
+  update(bytes: Uint8Array): void
+  id(): string
+}
+
+type WasmHasher = Awaited<ReturnType<typeof createXXHash128>>
+/**
+ * XXH3-128 instances not in use. Creating one costs ~0.13 ms (a WebAssembly instance): 1 s for
+ * the 7,704 files of the bench spool, where init() on a kept one costs nothing.
+ */
+const idleXxh: WasmHasher[] = []
+
+async function newHasher(scheme: IdentityScheme): Promise<IdHasher> {
+  if (scheme === 'sha256') {
+    const hash = createHash('sha256')
+    return { update: (bytes) => hash.update(bytes), id: () => hash.digest('hex').slice(0, FILE_ID_CHARS) }
+  }
+  const hash = idleXxh.pop() ?? (await createXXHash128())
+  hash.init()
+  return {
+    update: (bytes) => hash.update(bytes),
+    id: () => {
+      const id = hash.digest('hex')
+      idleXxh.push(hash)
+      return id
+    },
+  }
+}
+
+/**
+ * The raw-bytes id (`rawId`) the first `length` bytes of a file would have as a whole file:
+ * equal to a file's recorded raw id when the file has only grown since (pipeline/watch.ts).
+ */
+export async function prefixRawId(path: string, length: number, scheme: IdentityScheme): Promise<string> {
+  const hash = await newHasher(scheme)
+  if (length > 0) {
+    for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 4 << 20 })) {
+      hash.update(chunk as Buffer)
+    }
+  }
+  return hash.id()
+}
+
+async function idOf(scheme: IdentityScheme, bytes: Uint8Array): Promise<string> {
+  const hash = await newHasher(scheme)
+  hash.update(bytes)
+  return hash.id()
+}
+
+/**
+ * - `id`: 128 bits (hex) of the scheme's hash of the decompressed capture. For a plain file that is the
  *   hash of its bytes; for a gzip file (by magic, as the reader decides) the hash of what it
  *   decompresses to (concatenated members as one stream, as zcat and the reader see them), so
  *   X.pcap and X.pcap.gz are one capture and count once.
@@ -58,14 +132,17 @@ function readAt(fd: number, into: Buffer, position: number): Promise<number> {
   })
 }
 
-/** A file id's length: hex characters of its SHA-256. */
+/** A file id's length in hex characters, in either scheme. */
 export const FILE_ID_CHARS = 32
-const short = (hash: Hash): string => hash.digest('hex').slice(0, FILE_ID_CHARS)
 const isGzip = (bytes: Uint8Array): boolean => bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b
 
 /** The hash of the decompressed stream, or undefined when it does not decompress within limits. */
-async function gunzippedId(chunks: Iterable<Buffer> | AsyncIterable<Buffer>, limits: GzipLimits) {
-  const hash = createHash('sha256')
+async function gunzippedId(
+  chunks: Iterable<Buffer> | AsyncIterable<Buffer>,
+  limits: GzipLimits,
+  scheme: IdentityScheme,
+) {
+  const hash = await newHasher(scheme)
   const gunzip = createGunzip()
   const input = Readable.from(chunks, { objectMode: false })
   input.on('error', (err) => gunzip.destroy(err))
@@ -88,7 +165,7 @@ async function gunzippedId(chunks: Iterable<Buffer> | AsyncIterable<Buffer>, lim
     input.destroy()
     gunzip.destroy()
   }
-  return short(hash)
+  return hash.id()
 }
 
 /**
@@ -138,13 +215,14 @@ export async function identityAndContent(
   limits: GzipLimits,
   yieldNow?: () => Promise<void>,
   scratch?: Buffer,
+  scheme: IdentityScheme = 'sha256',
 ): Promise<{ ids: FileIds; content?: CaptureContent }> {
   let fd: number | undefined = openSync(path, 'r')
   try {
     const size = fstatSync(fd).size
     if (size <= limits.smallBytes) {
       let bytes = readSmall(fd, size, scratch)
-      const rawId = short(createHash('sha256').update(bytes))
+      const rawId = await idOf(scheme, bytes)
       if (!isGzip(bytes)) {
         // The content is handed over: not the scratch buffer's bytes (a file rewritten while read).
         if (bytes.buffer === scratch?.buffer) bytes = Buffer.from(bytes)
@@ -161,14 +239,14 @@ export async function identityAndContent(
         // Past the one-call bound, or not gzip after all: the stream decides.
       }
       if (out !== undefined) {
-        const ids = { id: short(createHash('sha256').update(out)), rawId }
+        const ids = { id: await idOf(scheme, out), rawId }
         return { ids, content: { data: out, gzip: true, fileBytes: bytes.length } }
       }
       // The stream reads the bytes after this returns: not the scratch buffer's.
       if (bytes.buffer === scratch?.buffer) bytes = Buffer.from(bytes)
-      return { ids: { id: (await gunzippedId([bytes], limits)) ?? rawId, rawId } }
+      return { ids: { id: (await gunzippedId([bytes], limits, scheme)) ?? rawId, rawId } }
     }
-    const raw = createHash('sha256')
+    const raw = await newHasher(scheme)
     // The next chunk is read (libuv's pool) while this one is hashed: read-then-hash in turn
     // took 2.0 s for the 20M-packet bench capture (2.7 GB; 0.68 s of it reading), and a big
     // file's first insert waits for its identity (its batch tokens name it).
@@ -195,12 +273,12 @@ export async function identityAndContent(
       // Never close the descriptor under a read still in flight (this one may have settled).
       await reading.catch(() => 0)
     }
-    const rawId = short(raw)
+    const rawId = raw.id()
     if (!gzip) return { ids: { id: rawId, rawId } }
     closeSync(fd)
     fd = undefined
     // Second pass for the decompressed content: the compressed bytes come from the page cache.
-    const id = await gunzippedId(createReadStream(path, { highWaterMark: 1 << 20 }), limits)
+    const id = await gunzippedId(createReadStream(path, { highWaterMark: 1 << 20 }), limits, scheme)
     return { ids: { id: id ?? rawId, rawId } }
   } finally {
     if (fd !== undefined) {

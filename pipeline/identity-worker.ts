@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import type { CaptureContent } from '../ingest/types.js'
-import type { FileIds, GzipLimits } from './identity-core.js'
+import type { FileIds, GzipLimits, IdentityScheme } from './identity-core.js'
 
 /**
  * Files to hash, in order (several per message: one message per file cost the main thread ~0.2
@@ -24,9 +24,14 @@ const { identityAndContent } = (await import(new URL(`./identity-core${ext}`, im
     limits: GzipLimits,
     yieldNow: undefined,
     scratch: Buffer,
+    scheme: IdentityScheme,
   ) => Promise<{ ids: FileIds; content?: CaptureContent }>
 }
-const { limits, contentBudgetBytes } = workerData as { limits: GzipLimits; contentBudgetBytes: number }
+const { limits, contentBudgetBytes, scheme } = workerData as {
+  limits: GzipLimits
+  contentBudgetBytes: number
+  scheme: IdentityScheme
+}
 
 /** Content handed to the reader and not yet taken, by file: bounded by contentBudgetBytes. */
 const held = new Map<number, number>()
@@ -58,7 +63,7 @@ parentPort!.on('message', ({ files, consumedBelow }: Request) => {
   }
   for (const { id, path } of files) {
     tail = tail
-      .then(() => identityAndContent(path, limits, undefined, scratch))
+      .then(() => identityAndContent(path, limits, undefined, scratch, scheme))
       .then(
         ({ ids, content }) => {
           if (content === undefined || heldBytes + content.data.length > contentBudgetBytes) {

@@ -9,9 +9,9 @@ import {
   SMALL_GUNZIP_CHUNK_BYTES,
 } from '../ingest/capture.js'
 
-import { type FileIds, type GzipLimits, identityAndContent } from './identity-core.js'
+import { type FileIds, type GzipLimits, type IdentityScheme, identityAndContent } from './identity-core.js'
 
-export type { FileIds, GzipLimits } from './identity-core.js'
+export type { FileIds, GzipLimits, IdentityScheme } from './identity-core.js'
 
 export const IDENTITY_GZIP_LIMITS: GzipLimits = {
   maxRatio: DEFAULT_MAX_GZIP_RATIO,
@@ -39,18 +39,22 @@ function readFailed(path: string, err: unknown): TeitenError {
  * Rejects with CAPTURE_READ_FAILED when the file cannot be read (a gzip stream that does not
  * decompress is not an error here: see FileIds).
  */
-export async function fileIdentity(path: string, limits: GzipLimits = IDENTITY_GZIP_LIMITS): Promise<FileIds> {
+export async function fileIdentity(
+  path: string,
+  limits: GzipLimits = IDENTITY_GZIP_LIMITS,
+  scheme: IdentityScheme = 'sha256',
+): Promise<FileIds> {
   try {
-    return (await identityAndContent(path, limits, yieldNow)).ids
+    return (await identityAndContent(path, limits, yieldNow, undefined, scheme)).ids
   } catch (err) {
     throw readFailed(path, err)
   }
 }
 
 /*
- * The hashing worker: identities of the files of a run, computed ahead of the reader. SHA-256
- * runs at ~2 GB/s here, which on the main thread is time the decoder does not run (a 7,700-file
- * spool: ~1.3 s of 2.7 GB). The worker reads the files itself; the second read, by the decoder,
+ * The hashing worker: identities of the files of a run, computed ahead of the reader, in the
+ * sink's scheme (useScheme). Hashing runs at 1.4-4 GB/s here (SHA-256, XXH3-128), which on the
+ * main thread is time the decoder does not run (a 7,700-file spool: ~1.3 s of SHA-256 for 2.7 GB). The worker reads the files itself; the second read, by the decoder,
  * comes from the page cache. Files are hashed one at a time, in the order asked.
  */
 // dist/pipeline/identity-worker.js, or the .ts source when the tests run the sources.
@@ -88,6 +92,7 @@ export class FileIdentities {
   private next = 0
   private consumedBelow = 0
   private early = false
+  private handedOut = false
   /** The worker's transferred buffers behind contents handed out: this side's to free. */
   private readonly transferred = new WeakSet<ArrayBuffer>()
 
@@ -96,14 +101,41 @@ export class FileIdentities {
     private readonly lookahead = 64,
     private readonly limits: GzipLimits = IDENTITY_GZIP_LIMITS,
     private readonly contentBudgetBytes = CONTENT_BUDGET_BYTES,
+    private scheme: IdentityScheme = 'sha256',
   ) {}
+
+  /**
+   * Computes identities in `scheme` from now on. Hashing may have started early, before the
+   * sink that decides the scheme was open (startEarly): work done in another scheme is dropped
+   * and begun again. Only before the first get(): an identity handed out stays what it was.
+   */
+  useScheme(scheme: IdentityScheme): void {
+    if (scheme === this.scheme) return
+    if (this.handedOut) throw new RangeError('useScheme after identities were handed out')
+    this.scheme = scheme
+    if (!this.worker) return
+    // The old worker's answers must not reach the new promises: it is stopped, its results and
+    // held contents dropped (nobody took them), and the files asked again.
+    const old = this.worker
+    this.worker = undefined
+    old.removeAllListeners()
+    old.on('error', () => {})
+    void old.terminate()
+    for (const content of this.contents.values()) this.release(content)
+    this.contents.clear()
+    this.results.clear()
+    this.waiting.clear()
+    this.next = 0
+    if (this.early) this.fill(0)
+  }
 
   /**
    * The identity of file `i`; rejects with CAPTURE_READ_FAILED as fileIdentity does. Files are
    * asked in order: content of the files before `i` is dropped.
    */
   get(i: number): Promise<FileIds> {
-    if (!this.usesWorker) return fileIdentity(this.paths[i]!, this.limits)
+    this.handedOut = true
+    if (!this.usesWorker) return fileIdentity(this.paths[i]!, this.limits, this.scheme)
     for (const [k, content] of this.contents) {
       if (k >= i) continue
       this.contents.delete(k)
@@ -157,6 +189,7 @@ export class FileIdentities {
   /** File i's identity once computed, without taking it; undefined when it failed. */
   async peek(i: number): Promise<FileIds | undefined> {
     if (!this.usesWorker) return undefined
+    this.handedOut = true
     this.fill(i)
     return this.results.get(i)?.catch(() => undefined)
   }
@@ -222,7 +255,7 @@ export class FileIdentities {
   private start(): Worker {
     if (this.worker) return this.worker
     const worker = new Worker(WORKER_URL, {
-      workerData: { limits: this.limits, contentBudgetBytes: this.contentBudgetBytes },
+      workerData: { limits: this.limits, contentBudgetBytes: this.contentBudgetBytes, scheme: this.scheme },
     })
     worker.unref()
     worker.on('message', (reply: Reply) => {

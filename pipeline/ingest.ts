@@ -740,6 +740,10 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
       files.map((f) => f.path),
       IDENTITY_LOOKAHEAD,
     )
+  // The sink's ledger names files in one scheme: hashing started before the sink was open
+  // (FileIdentities.startEarly) in another is begun again.
+  const scheme = await sink.identityScheme()
+  identities.useScheme(scheme)
   const looked = new Map<string, LedgerEntry | null>()
   /** Raw-bytes ids a version before 0.3 stored in part (sink.legacyPartial), among those looked up. */
   const legacy = new Set<string>()
@@ -839,7 +843,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
         contentId = runIds.id
       } else {
         try {
-          const ids = await fileIdentity(m.path)
+          const ids = await fileIdentity(m.path, undefined, scheme)
           if (matches(ids, m.fileId)) {
             file = { path: m.path, size: m.bytes, sensor: m.sensor }
             contentId = ids.id

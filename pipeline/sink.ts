@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { IdentityScheme } from './identity-core.js'
 
 /** A finished block of events from one file, in RowBinary (store/rowbinary.ts). */
 export interface EventBatch {
@@ -75,6 +76,12 @@ export interface EventSink {
    * columns instead of RowBinary rows (store/native-encoder.ts). Kafka carries RowBinary.
    */
   readonly acceptsNative?: boolean
+  /**
+   * How this sink's ledger names files (pipeline/identity-core.ts). Fixed for the sink's life: a
+   * ledger that knows files under one scheme must be asked in it. Required, not defaulted: a
+   * wrapper that dropped it would read files under the other scheme and store them twice.
+   */
+  identityScheme(): Promise<IdentityScheme>
   lookupFile(fileId: string): Promise<FileRecord | undefined>
   /** Many lookups in one round trip; pending entries included (see FileRecord.status). */
   lookupFiles?(fileIds: string[]): Promise<Map<string, LedgerEntry>>

@@ -22,7 +22,6 @@
  * ledger is still asked about that identity.
  */
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
 import { appendFile, lstat, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, relative, resolve } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -30,6 +29,7 @@ import { TeitenError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics, WatchReportReason } from '../core/metrics.js'
 import type { CaptureFile } from './files.js'
+import { type IdentityScheme, prefixRawId } from './identity-core.js'
 import { type Enricher, type FileOutcome, ingestFiles } from './ingest.js'
 import type { EventSink } from './sink.js'
 
@@ -115,21 +115,6 @@ function errnoOf(err: unknown): string | undefined {
   return undefined
 }
 
-/**
- * Raw-bytes identity of the first `length` bytes, computed as pipeline/identity-core.ts computes
- * `rawId` for a whole file (SHA-256, first 128 bits in hex): equal to the raw id recorded for a
- * file when the file has only grown since.
- */
-async function prefixIdentity(path: string, length: number): Promise<string> {
-  const hash = createHash('sha256')
-  if (length > 0) {
-    for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 4 << 20 })) {
-      hash.update(chunk as Buffer)
-    }
-  }
-  return hash.digest('hex').slice(0, 32)
-}
-
 function entryOf(sig: string, look: Look, outcome: FileOutcome): CacheEntry {
   const entry: CacheEntry = { sig, size: look.size, ino: look.ino, fileId: outcome.fileId }
   if (outcome.rawId !== undefined) entry.rawId = outcome.rawId
@@ -161,6 +146,7 @@ export class SpoolWatcher {
   private readonly root: string
   private readonly now: () => number
   private readonly logger: Logger
+  private scheme: IdentityScheme | undefined
   private readonly seen = new Map<string, Seen>()
   /** Keyed by path relative to the root, so a spool mounted elsewhere keeps its cache. */
   private readonly cache = new Map<string, CacheEntry>()
@@ -368,7 +354,9 @@ export class SpoolWatcher {
     if (cached && cached.sig !== s.sig && cached.ino === look.ino && look.size > cached.size) {
       let grown = false
       try {
-        grown = (await prefixIdentity(path, cached.size)) === (cached.rawId ?? cached.fileId)
+        // In the sink's scheme: the ids cached for it are its ledger's.
+        this.scheme ??= await this.options.sink.identityScheme()
+        grown = (await prefixRawId(path, cached.size, this.scheme)) === (cached.rawId ?? cached.fileId)
       } catch {
         // Unreadable now: the ingest below reports it.
       }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { IdentityScheme } from '../pipeline/identity-core.js'
 import {
   batchToken,
   type EventBatch,
@@ -8,7 +9,7 @@ import {
   type GroupMember,
   type LedgerEntry,
 } from '../pipeline/sink.js'
-import { EVENT_STRUCTURE } from './schema.js'
+import { EVENT_STRUCTURE, identitySchemeOf } from './schema.js'
 import { dedupSettings, type Store, settingsClause } from './store.js'
 
 const LEDGER_COLUMNS =
@@ -210,6 +211,10 @@ export class StoreSink implements EventSink {
   readonly acceptsNative = true
 
   constructor(private readonly store: Store) {}
+
+  identityScheme(): Promise<IdentityScheme> {
+    return identitySchemeOf(this.store)
+  }
 
   lookupFile(fileId: string): Promise<FileRecord | undefined> {
     return lookupFile(this.store, fileId)

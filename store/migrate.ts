@@ -2,8 +2,18 @@ import { TeitenError } from '../core/errors.js'
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.js'
 import type { Store } from './store.js'
 
+export interface MigrateOptions {
+  retentionDays?: number
+  /**
+   * How a store found empty here names files from now on (schema v17, IdentityScheme in
+   * pipeline/identity-core.ts); SHA-256 when absent. `teiten ingest` asks for XXH3-128; the
+   * Kafka storage worker does not: its sensors send SHA-256 ids.
+   */
+  newStoreIdentity?: 'xxh128'
+}
+
 /** Brings the schema up to SCHEMA_VERSION; idempotent, safe to run on every open. */
-export async function migrate(store: Store, options: { retentionDays?: number } = {}): Promise<number> {
+export async function migrate(store: Store, options: MigrateOptions = {}): Promise<number> {
   await store.command(
     `CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, applied_at DateTime('UTC') DEFAULT now())
      ENGINE = ReplacingMergeTree ORDER BY version`,
@@ -21,7 +31,7 @@ export async function migrate(store: Store, options: { retentionDays?: number } 
   }
   for (const migration of MIGRATIONS) {
     if (applied.has(migration.version)) continue
-    const applies = migration.appliesTo === undefined || (await migration.appliesTo(store))
+    const applies = migration.appliesTo === undefined || (await migration.appliesTo(store, options))
     if (applies) for (const statement of migration.statements) await store.command(statement)
     await store.command('INSERT INTO schema_migrations (version, description) VALUES ({v:UInt32}, {d:String})', {
       v: migration.version,

@@ -28,6 +28,8 @@ export interface OpenStoreOptions {
   /** Let other teiten processes use this embedded store through a local socket (default true). */
   host?: boolean
   retentionDays?: number
+  /** See MigrateOptions.newStoreIdentity (store/migrate.ts). */
+  newStoreIdentity?: 'xxh128'
 }
 
 export function embeddedPaths(dataDir: string) {
@@ -237,7 +239,7 @@ async function openEmbedded(options: OpenStoreOptions): Promise<Store> {
     },
     insertClients,
   )
-  await migrate(store, { retentionDays: options.retentionDays })
+  await migrate(store, { retentionDays: options.retentionDays, newStoreIdentity: options.newStoreIdentity })
   if (options.host !== false) {
     host = await startStoreHost(store, paths.socket, options.logger)
     const owner: OwnerRecord = {
@@ -267,7 +269,7 @@ async function openServer(options: OpenStoreOptions & { clickhouseUrl: string })
     )
   }
   const store = new ClickHouseStore('server', client, httpBodyInserter as BodyInserter)
-  await migrate(store, { retentionDays: options.retentionDays })
+  await migrate(store, { retentionDays: options.retentionDays, newStoreIdentity: options.newStoreIdentity })
   return store
 }
 

@@ -1,4 +1,5 @@
 import { NTP_CLASSES } from '../core/event.js'
+import type { MigrateOptions } from './migrate.js'
 import type { Store } from './store.js'
 
 /**
@@ -250,6 +251,8 @@ const PACKED_GROUPING_VIEWS = [
    GROUP BY grouping`,
 ]
 
+const FILE_IDS_XXH128 = 'file ids are XXH3-128 (the store was empty)'
+
 /** A store no file has been read into: no block of it can ever be sent again. */
 async function holdsNoData(store: Store): Promise<boolean> {
   const [row] = await store.query<{ n: string }>(
@@ -277,7 +280,7 @@ export interface Migration {
    * Whether the statements apply to this store. When not, the version is recorded as `kept`
    * says and the store keeps what it has (a change that is safe only for some stores).
    */
-  appliesTo?: (store: Store) => Promise<boolean>
+  appliesTo?: (store: Store, options: MigrateOptions) => Promise<boolean>
   kept?: string
 }
 
@@ -517,6 +520,23 @@ export const MIGRATIONS: Migration[] = [
     appliesTo: async (store) => (await holdsNoData(store)) && (await madeAsDescribed(store, [11, 15])),
     kept: 'source-day and hourly views kept: the store held data, or older views (a block sent again would count twice)',
   },
+  {
+    version: 17,
+    // Nothing to change in the tables: the version's description is the store's identity scheme
+    // (identitySchemeOf), decided once. A store holding files under SHA-256 ids keeps them, or a
+    // file read again after the upgrade would get another id and count twice; so does a store
+    // first opened by another command than `teiten ingest` (MigrateOptions.newStoreIdentity):
+    // a Kafka storage worker's sensors name files in SHA-256 (pipeline/identity-core.ts).
+    description: FILE_IDS_XXH128,
+    statements: [],
+    appliesTo: async (store, options) => options.newStoreIdentity === 'xxh128' && (await holdsNoData(store)),
+    kept: 'file ids stay SHA-256: the store held data read under them, or was made for Kafka sensors',
+  },
 ]
+
+/** How this store names files (pipeline/identity-core.ts IdentityScheme). */
+export async function identitySchemeOf(store: Store): Promise<'sha256' | 'xxh128'> {
+  return (await madeAsDescribed(store, [17])) ? 'xxh128' : 'sha256'
+}
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version

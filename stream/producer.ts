@@ -135,6 +135,9 @@ export async function createKafkaSink(options: KafkaSinkOptions): Promise<KafkaS
 
   return {
     stats,
+    // Storage workers record the sensors' ids as they come: every sensor names files alike, in
+    // the scheme every teiten before schema v17 used (pipeline/identity-core.ts).
+    identityScheme: async () => 'sha256',
     async lookupFile(fileId: string): Promise<FileRecord | undefined> {
       return ledger.lookup(topic, fileId)
     },

@@ -4,7 +4,7 @@ import { TeitenError } from '../../core/errors.js'
 import type { Logger } from '../../core/logger.js'
 import type { Metrics, MetricsServer } from '../../core/metrics.js'
 import { type CaptureFile, expandPaths } from '../../pipeline/files.js'
-import { FileIdentities } from '../../pipeline/identity.js'
+import { CONTENT_BUDGET_BYTES, FileIdentities, IDENTITY_GZIP_LIMITS } from '../../pipeline/identity.js'
 import { type Enricher, IDENTITY_LOOKAHEAD, type IngestSummary, ingestFiles } from '../../pipeline/ingest.js'
 import type { EventSink } from '../../pipeline/sink.js'
 import { ROLLUP_REFRESH_INTERVAL_MS, startRollupRefresher } from '../../store/rollup.js'
@@ -73,12 +73,18 @@ export function registerIngest(program: Command): void {
       files = await expandPaths(paths, ctx.config.sensor)
       if (files.length === 0) throw new TeitenError('USAGE', `no files found under ${paths.join(' ')}`)
     }
-    // Hashing the captures (their identities) needs neither GeoIP nor the store: it starts now.
+    // Hashing the captures (their identities) needs neither GeoIP nor the store: it starts now,
+    // in the scheme of stores this command makes (schema v17; Kafka sensors keep SHA-256);
+    // ingestFiles begins again in SHA-256 for a store that names files so (IdentityScheme in
+    // pipeline/identity-core.ts).
     const identities =
       files.length > 0
         ? new FileIdentities(
             files.map((f) => f.path),
             IDENTITY_LOOKAHEAD,
+            IDENTITY_GZIP_LIMITS,
+            CONTENT_BUDGET_BYTES,
+            ctx.config.kafka.brokers?.length ? 'sha256' : 'xxh128',
           )
         : undefined
     identities?.startEarly()
@@ -96,7 +102,7 @@ export function registerIngest(program: Command): void {
       const { createKafkaSink } = await import('../../stream/producer.js')
       sink = await createKafkaSink({ config: ctx.config, logger: ctx.logger, metrics })
     } else {
-      const store = await openStoreFor(ctx, 'teiten ingest')
+      const store = await openStoreFor(ctx, 'teiten ingest', { newStoreIdentity: 'xxh128' })
       sink = new StoreSink(store)
       // The rollups (store/rollup.ts) catch up with what this run stored: periodically while a spool is
       // watched, and once at the end (also after an interrupted run: it is derived data).

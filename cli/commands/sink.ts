@@ -4,6 +4,7 @@ import type { MetricsServer } from '../../core/metrics.js'
 import { DEFAULT_SESSION_TIMEOUT_MS } from '../../core/defaults.js'
 import { ROLLUP_REFRESH_INTERVAL_MS, startRollupRefresher } from '../../store/rollup.js'
 import { addCommonOptions, addSettingFlags, addStoreOptions, contextFrom, openStoreFor } from '../context.js'
+import { identitySchemeOf } from '../../store/schema.js'
 
 function wholeNumber(value: unknown, flag: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (value === undefined) return undefined
@@ -78,6 +79,14 @@ export function registerSink(program: Command): void {
         server = await startMetricsServer(metrics, { port: ctx.config.metricsPort, logger: ctx.logger })
       }
       const store = await openStoreFor(ctx, 'teiten sink')
+      if ((await identitySchemeOf(store)) === 'xxh128') {
+        // The sensors' SHA-256 ids and the store's XXH3-128 ids never meet: a capture both
+        // published and ingested directly would be two files to the ledger.
+        ctx.logger.warn(
+          { store: ctx.config.clickhouseUrl ? 'server' : ctx.config.dataDir },
+          'this store was made by teiten ingest and names files by XXH3-128; Kafka sensors name them by SHA-256: do not also ingest directly the captures the sensors publish, or they count twice',
+        )
+      }
       const rollup = startRollupRefresher(store, { intervalMs: ROLLUP_REFRESH_INTERVAL_MS, logger: ctx.logger })
       try {
         if (controller.signal.aborted) return

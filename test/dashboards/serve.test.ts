@@ -88,7 +88,7 @@ describe('teiten serve', () => {
       expect((await fetch(new URL('/api/meta', base))).status).toBe(401)
       const meta = await fetch(new URL('/api/meta', base), { headers: { authorization: 'Bearer from-env' } })
       expect(meta.status).toBe(200)
-      expect((await meta.json()).sensorsConfig).toMatchObject({
+      expect(((await meta.json()) as { sensorsConfig: unknown }).sensorsConfig).toMatchObject({
         configured: true,
         source: 'sensors.json',
         sensors: { 'sensor-a': { addresses: 256 } },

@@ -309,6 +309,7 @@ describe('the ledger read at the start of a run', () => {
     const inner = new StoreSink(store)
     const asked: string[][] = []
     const sink: EventSink = {
+      identityScheme: () => inner.identityScheme(),
       lookupFile: (id) => inner.lookupFile(id),
       lookupFiles: (ids) => {
         asked.push(ids)
@@ -449,6 +450,7 @@ describe('a store written before 0.3 (raw-bytes ids of .gz files)', () => {
     const old = (id: string) => map.get(id) ?? id
     let batches = 0
     return {
+      identityScheme: () => inner.identityScheme(),
       lookupFile: (id) => inner.lookupFile(id),
       lookupFiles: (ids) => inner.lookupFiles(ids),
       groupMembers: (g) => inner.groupMembers(g),

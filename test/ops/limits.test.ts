@@ -25,6 +25,7 @@ function memorySink(): EventSink & { rows: number; ledger: Map<string, FileRecor
   const sink = {
     rows: 0,
     ledger,
+    identityScheme: async () => 'xxh128' as const,
     lookupFile: async (id: string) => ledger.get(id),
     writeBatch: async (b: EventBatch) => {
       sink.rows += b.rows

@@ -21,6 +21,7 @@ function memorySink(): EventSink & { rows: number } {
   const ledger = new Map<string, FileRecord>()
   const sink = {
     rows: 0,
+    identityScheme: async () => 'xxh128' as const,
     lookupFile: async (id: string) => ledger.get(id),
     writeBatch: async (b: EventBatch) => {
       sink.rows += b.rows

@@ -4,12 +4,12 @@
  * that the stored counts are exact after each step.
  */
 import { appendFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmSync, unlinkSync, utimesSync } from 'node:fs'
-import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { TeitenError } from '../../core/errors.js'
 import { silentLogger } from '../../core/logger.js'
 import { createMetrics } from '../../core/metrics.js'
+import { fileIdentity, IDENTITY_GZIP_LIMITS } from '../../pipeline/identity.js'
 import { BATCH_ROWS, ingestFiles } from '../../pipeline/ingest.js'
 import type { EventSink } from '../../pipeline/sink.js'
 import { SpoolWatcher, type WatchOptions } from '../../pipeline/watch.js'
@@ -36,7 +36,8 @@ let store: Store
 let sink: StoreSink
 
 beforeAll(async () => {
-  store = await openStore({ dataDir: data.path, logger: silentLogger, host: false })
+  // Made as `teiten ingest --watch` makes it: files named by XXH3-128 (a grown file is checked in it).
+  store = await openStore({ dataDir: data.path, logger: silentLogger, host: false, newStoreIdentity: 'xxh128' })
   sink = new StoreSink(store)
 })
 afterAll(async () => {
@@ -222,9 +223,10 @@ describe('spool watcher', () => {
     // (root reads any file whatever its mode; as another user, chmod 000 is checked too).
     const uBytes = pcap(u.packets)
     const uPath = put('s/u.pcap', uBytes, 2000)
-    const uId = createHash('sha256').update(uBytes).digest('hex').slice(0, 32)
+    const uId = (await fileIdentity(uPath, IDENTITY_GZIP_LIMITS, await sink.identityScheme())).id
     let swapped = false
     const swapping: EventSink = {
+      identityScheme: () => sink.identityScheme(),
       lookupFile: async (id) => {
         if (id === uId && !swapped) {
           swapped = true
@@ -412,6 +414,7 @@ describe('ingest after storage failures (real ClickHouse errors)', () => {
   function breakingSink(n: number): EventSink & { batches: number } {
     const s = {
       batches: 0,
+      identityScheme: () => sink.identityScheme(),
       lookupFile: (id: string) => sink.lookupFile(id),
       finishFile: (r: Parameters<EventSink['finishFile']>[0]) => sink.finishFile(r),
       close: async () => {},

@@ -88,6 +88,7 @@ async function ingestThrough(
   try {
     const inner = new StoreSink(store)
     const sink: EventSink = {
+      identityScheme: () => inner.identityScheme(),
       lookupFile: (id) => inner.lookupFile(id),
       writeBatch: wrap(inner).writeBatch,
       finishFile: (record) => inner.finishFile(record),

@@ -72,6 +72,7 @@ const ingest = async (paths: string[], sink: EventSink = new StoreSink(store)) =
 function crashing(stage: 'insert' | 'ledger'): EventSink {
   const inner = new StoreSink(store)
   return {
+    identityScheme: () => inner.identityScheme(),
     lookupFile: (id) => inner.lookupFile(id),
     lookupFiles: (ids) => inner.lookupFiles(ids),
     groupMembers: (g) => inner.groupMembers(g),
@@ -146,6 +147,7 @@ describe('group inserts of small files', () => {
     await expect(ingest([spool], crashing('ledger'))).rejects.toThrow(/crash/)
     const inner = new StoreSink(store)
     const plain: EventSink = {
+      identityScheme: () => inner.identityScheme(),
       lookupFile: (id) => inner.lookupFile(id),
       writeBatch: (b) => inner.writeBatch(b),
       finishFile: (r) => inner.finishFile(r),

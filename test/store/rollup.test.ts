@@ -113,7 +113,7 @@ describe('daily rollup', () => {
     // A stale day's old rollup rows are wrong now: the query must not have used them.
     const stale = dailyRollupSql(parseDailyQuery({ by: 'day' }), [])!
     const old = await store.query<{ day: string; packets: number }>(stale.sql, stale.params, READ_SETTINGS)
-    const now = await fromStates({ by: 'day' })
+    const now = (await fromStates({ by: 'day' })) as unknown as Array<{ day: string; packets: number }>
     expect(old.find((r) => r.day === '2013-12-04')!.packets).toBeLessThan(
       now.find((r) => r.day === '2013-12-04')!.packets,
     )

@@ -1,6 +1,7 @@
 /**
  * `teiten sink` as the deployment runs it: usage errors, the /metrics endpoint the compose
- * healthcheck polls, lag and rows in the metrics, and a graceful SIGTERM (exit 0).
+ * healthcheck polls, lag and rows in the metrics, a graceful SIGTERM (exit 0), and the warning
+ * about a store whose file ids are not its sensors'.
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -89,5 +90,17 @@ describe('teiten sink (CLI)', () => {
     const r = await sink.done
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).toMatch(/teiten sink: stored \d+ events from \d+ messages, 2 file records \(stopped\)/)
+    // The store this sink made names files as its sensors do: nothing to warn about.
+    expect(r.stderr).not.toMatch(/XXH3-128/)
+  }, 120_000)
+
+  it('warns when it writes into a store teiten ingest made (file ids in another scheme than its sensors)', async () => {
+    const c = await makeCorpus(join(dir.path, 'direct'), { seed: 78, kept: 2_000, prefix: 'dir', days: 1 })
+    const store = join(dir.path, 'made-by-ingest')
+    await teitenOk(['ingest', c.dir, '--data', store, '--no-progress'])
+    const common = ['--kafka', k.brokers.join(','), '--topic', uniqueName('empty'), '--group', uniqueName('g')]
+    const r = await teiten(['sink', ...common, '--data', store, '--exit-when-idle', '500']).done
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/names files by XXH3-128; Kafka sensors name them by SHA-256/)
   }, 120_000)
 })

@@ -73,6 +73,7 @@ export async function expectedOf(paths: string[]): Promise<Expected> {
   const batches: EventBatch[] = []
   const records: FileRecord[] = []
   const sink: EventSink = {
+    identityScheme: async () => 'sha256', // as a Kafka sensor's
     lookupFile: async () => undefined,
     writeBatch: async (b) => {
       // Kept past the write: a copy (the pipeline writes the next batches into this body).
