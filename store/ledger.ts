@@ -212,8 +212,16 @@ export class StoreSink implements EventSink {
 
   constructor(private readonly store: Store) {}
 
+  /** Fixed for the store's life (schema v17): asked once, not once per file of a watched spool. */
+  private scheme: Promise<IdentityScheme> | undefined
+
   identityScheme(): Promise<IdentityScheme> {
-    return identitySchemeOf(this.store)
+    this.scheme ??= identitySchemeOf(this.store)
+    // A failed ask is asked again next time, not remembered.
+    this.scheme.catch(() => {
+      this.scheme = undefined
+    })
+    return this.scheme
   }
 
   lookupFile(fileId: string): Promise<FileRecord | undefined> {
