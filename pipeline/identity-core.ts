@@ -29,14 +29,13 @@ import type { CaptureContent } from '../ingest/types.js'
  * file waits for its identity. XXH3-128 (hash-wasm's WebAssembly) takes ~0.7 CPU s for it.
  * `teiten ingest` of that capture, six interleaved pairs on a slow stretch: 18.67-21.20 s against
  * 19.94-22.84 s (faster in five), ~2 CPU s less, peak RSS 672-714 MiB against 753-815 (the reader
- * holds fewer batches waiting for the identity); docs/performance.md, Round 19. An identity names content against accidents
- * (a rotated, renamed or recompressed file), not against a forger who controls the capture's
- * bytes: 128 bits of a non-cryptographic hash suffice for that, as they do for rsync and Btrfs.
+ * holds fewer batches waiting for the identity); docs/performance.md, Round 19. An identity
+ * names content against accidents (a rotated, renamed or recompressed file), not against a
+ * forger who controls the capture's bytes: 128 bits of a non-cryptographic hash suffice for
+ * that, as they do for rsync and Btrfs.
  * Native xxhash bindings hash faster still (~0.2 CPU s) but give 64 bits per streamed pass.
  */
 export type IdentityScheme = 'sha256' | 'xxh128'
-
-export const IDENTITY_SCHEMES: readonly IdentityScheme[] = ['sha256', 'xxh128']
 
 /** A running hash that gives a file id (32 hex characters) once. */
 interface IdHasher {

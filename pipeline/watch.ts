@@ -29,7 +29,7 @@ import { TeitenError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics, WatchReportReason } from '../core/metrics.js'
 import type { CaptureFile } from './files.js'
-import { type IdentityScheme, prefixRawId } from './identity-core.js'
+import { prefixRawId } from './identity-core.js'
 import { type Enricher, type FileOutcome, ingestFiles } from './ingest.js'
 import type { EventSink } from './sink.js'
 
@@ -146,7 +146,6 @@ export class SpoolWatcher {
   private readonly root: string
   private readonly now: () => number
   private readonly logger: Logger
-  private scheme: IdentityScheme | undefined
   private readonly seen = new Map<string, Seen>()
   /** Keyed by path relative to the root, so a spool mounted elsewhere keeps its cache. */
   private readonly cache = new Map<string, CacheEntry>()
@@ -355,8 +354,8 @@ export class SpoolWatcher {
       let grown = false
       try {
         // In the sink's scheme: the ids cached for it are its ledger's.
-        this.scheme ??= await this.options.sink.identityScheme()
-        grown = (await prefixRawId(path, cached.size, this.scheme)) === (cached.rawId ?? cached.fileId)
+        const scheme = await this.options.sink.identityScheme()
+        grown = (await prefixRawId(path, cached.size, scheme)) === (cached.rawId ?? cached.fileId)
       } catch {
         // Unreadable now: the ingest below reports it.
       }

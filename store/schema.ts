@@ -1,4 +1,5 @@
 import { NTP_CLASSES } from '../core/event.js'
+import type { IdentityScheme } from '../pipeline/identity-core.js'
 import type { MigrateOptions } from './migrate.js'
 import type { Store } from './store.js'
 
@@ -535,7 +536,7 @@ export const MIGRATIONS: Migration[] = [
 ]
 
 /** How this store names files (pipeline/identity-core.ts IdentityScheme). */
-export async function identitySchemeOf(store: Store): Promise<'sha256' | 'xxh128'> {
+export async function identitySchemeOf(store: Store): Promise<IdentityScheme> {
   return (await madeAsDescribed(store, [17])) ? 'xxh128' : 'sha256'
 }
 
