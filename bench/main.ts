@@ -16,7 +16,8 @@
  * aggregates of 1e9 events (bench/big.ts), each in a child process (bench/queries.ts).
  *
  * The machine is shared: every stage runs --runs times (ingests --e2e-runs times) and the table
- * shows best-worst. CPU seconds are user + system of the process, all threads; peak RSS is
+ * shows best-worst. The ingests run in rounds (tcpdump, the one file, the spool), so that each
+ * ratio compares runs made under the same load. CPU seconds are user + system of the process, all threads; peak RSS is
  * VmHWM; both from /proc (Linux).
  */
 import { spawn, spawnSync } from 'node:child_process'
@@ -178,21 +179,24 @@ async function untilFreedInodesAreReusable(): Promise<void> {
   await new Promise((r) => setTimeout(r, waitMs))
 }
 
-/** `teiten ingest` of `paths` into a new store per run; the last run's store is `keep`. */
-async function ingest(name: string, paths: string[], packets: number, runs: number, keep: string): Promise<Stage> {
-  const stage: Stage = { stage: name, packets, seconds: [], cpuSeconds: [], peakRssMiB: [] }
-  for (let i = 0; i < runs; i++) {
-    const dir = i === runs - 1 ? keep : `${keep}.run${i + 1}`
-    rmSync(dir, { recursive: true, force: true }) // stale only: the work directory is emptied at start
-    removeWhenDone.push(dir)
-    const r = await teiten(['ingest', ...paths, '--data', dir, '--no-progress', '--log-level', 'warn'])
-    if (r.code !== 0) throw new Error(`${name}: teiten ingest exited ${r.code}: ${r.stderr.slice(-2000)}`)
-    stage.seconds.push(r.seconds)
-    stage.cpuSeconds.push(r.cpuSeconds)
-    stage.peakRssMiB.push(r.peakRssMiB)
-    log(`  ${name}: ${r.seconds.toFixed(2)} s, ${r.cpuSeconds.toFixed(1)} CPU s, ${r.peakRssMiB.toFixed(0)} MiB`)
-  }
-  return stage
+function newStage(stage: string, packets: number): Stage {
+  return { stage, packets, seconds: [], cpuSeconds: [], peakRssMiB: [] }
+}
+
+/**
+ * Run `run` (0-based) of `stage`: `teiten ingest` of `paths` into a new store; the last run's
+ * store is `keep`.
+ */
+async function ingestRun(stage: Stage, paths: string[], run: number, runs: number, keep: string): Promise<void> {
+  const dir = run === runs - 1 ? keep : `${keep}.run${run + 1}`
+  rmSync(dir, { recursive: true, force: true }) // stale only: the work directory is emptied at start
+  removeWhenDone.push(dir)
+  const r = await teiten(['ingest', ...paths, '--data', dir, '--no-progress', '--log-level', 'warn'])
+  if (r.code !== 0) throw new Error(`${stage.stage}: teiten ingest exited ${r.code}: ${r.stderr.slice(-2000)}`)
+  stage.seconds.push(r.seconds)
+  stage.cpuSeconds.push(r.cpuSeconds)
+  stage.peakRssMiB.push(r.peakRssMiB)
+  log(`  ${stage.stage}: ${r.seconds.toFixed(2)} s, ${r.cpuSeconds.toFixed(1)} CPU s, ${r.peakRssMiB.toFixed(0)} MiB`)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -260,24 +264,21 @@ async function main(): Promise<void> {
   const stages: Stage[] = []
 
   // The reference.
+  const tcpdumpArgs = ['-r', file, '-w', '/dev/null', 'udp port 123']
+  let ref: Stage | undefined
+  const timeReference = async (stage: Stage) => {
+    const r = await measure('tcpdump', tcpdumpArgs)
+    stage.seconds.push(r.seconds)
+    stage.cpuSeconds.push(r.cpuSeconds)
+    stage.peakRssMiB.push(r.peakRssMiB)
+  }
   if (spawnSync('tcpdump', ['--version']).status === 0) {
-    const s: Stage = {
-      stage: "tcpdump -r FILE -w /dev/null 'udp port 123'",
-      packets,
-      seconds: [],
-      cpuSeconds: [],
-      peakRssMiB: [],
-    }
+    ref = newStage("tcpdump -r FILE -w /dev/null 'udp port 123'", packets)
     // One untimed pass first: every later stage reads the capture from the page cache, so the
     // reference must too (a cold first read of 2.7 GB took 6.2 s against 2.0 s warm).
-    await measure('tcpdump', ['-r', file, '-w', '/dev/null', 'udp port 123'])
-    for (let i = 0; i < runs; i++) {
-      const r = await measure('tcpdump', ['-r', file, '-w', '/dev/null', 'udp port 123'])
-      s.seconds.push(r.seconds)
-      s.cpuSeconds.push(r.cpuSeconds)
-      s.peakRssMiB.push(r.peakRssMiB)
-    }
-    stages.push(s)
+    await measure('tcpdump', tcpdumpArgs)
+    for (let i = 0; i < runs; i++) await timeReference(ref)
+    stages.push(ref)
   } else log('no tcpdump (apt-get install -y tcpdump): ratios are left out')
 
   const geo = await GeoIp.open()
@@ -287,7 +288,7 @@ async function main(): Promise<void> {
     enrich: 'decode + classify + enrich (GeoIP)',
   }
   for (const depth of ['decode', 'classify', 'enrich'] as const) {
-    const s: Stage = { stage: names[depth], packets, seconds: [], cpuSeconds: [], peakRssMiB: [] }
+    const s = newStage(names[depth], packets)
     for (let i = 0; i < runs; i++) {
       const r = await inProcess(file, depth, geo)
       s.seconds.push(r.seconds)
@@ -300,28 +301,34 @@ async function main(): Promise<void> {
 
   await untilFreedInodesAreReusable()
   const store = join(work, `store-${packets}`)
-  const e2e = await ingest('teiten ingest -> embedded ClickHouse', [file], packets, e2eRuns, store)
+  const e2e = newStage('teiten ingest -> embedded ClickHouse', packets)
   stages.push(e2e)
-  if (small) {
-    const dir = join(work, 'store-2000000')
-    stages.push(await ingest('the same at 2M packets (RSS check)', [small], 2_000_000, 1, dir))
-  }
+  const spoolDir = join(work, `store-${packets}-f${files}`)
   let many: Stage | undefined
   if (spool) {
-    const dir = join(work, `store-${packets}-f${files}`)
     const n = (await expandPaths([spool])).length
-    many = await ingest(`the same as ${n} hourly files, 3 sensors`, [spool], packets, e2eRuns, dir)
+    many = newStage(`the same as ${n} hourly files, 3 sensors`, packets)
     many.note = 'the split writes the twelve pcap/pcapng/gzip formats round robin: 58% of the files are gzip'
+  }
+  // Rounds of tcpdump, the one file and the spool, back to back: a ratio compares runs made under
+  // the same load. This machine is shared and its speed drifts by a quarter within minutes (the
+  // same ingest took 17.2 s and 22.4 s an hour apart); measured stage after stage, the spool's
+  // runs could meet a slow stretch the single file's did not, or the reverse.
+  for (let i = 0; i < e2eRuns; i++) {
+    if (ref) await timeReference(ref)
+    await ingestRun(e2e, [file], i, e2eRuns, store)
+    if (spool && many) await ingestRun(many, [spool], i, e2eRuns, spoolDir)
+  }
+  if (small) {
+    const s = newStage('the same at 2M packets (RSS check)', 2_000_000)
+    await ingestRun(s, [small], 0, 1, join(work, 'store-2000000'))
+    stages.push(s)
+  }
+  if (spool && many) {
     stages.push(many)
-    const again: Stage = {
-      stage: 'ingest of that spool again (all skipped)',
-      packets,
-      seconds: [],
-      cpuSeconds: [],
-      peakRssMiB: [],
-    }
+    const again = newStage('ingest of that spool again (all skipped)', packets)
     for (let i = 0; i < e2eRuns; i++) {
-      const r = await teiten(['ingest', spool, '--data', dir, '--no-progress', '--log-level', 'warn'])
+      const r = await teiten(['ingest', spool, '--data', spoolDir, '--no-progress', '--log-level', 'warn'])
       if (r.code !== 0) throw new Error(`re-ingest exited ${r.code}: ${r.stderr.slice(-2000)}`)
       again.seconds.push(r.seconds)
       again.cpuSeconds.push(r.cpuSeconds)
