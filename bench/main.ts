@@ -17,8 +17,8 @@
  *
  * The machine is shared: every stage runs --runs times (ingests --e2e-runs times) and the table
  * shows best-worst. The ingests run in rounds (tcpdump, the one file, the spool), so that each
- * ratio compares runs made under the same load. CPU seconds are user + system of the process, all threads; peak RSS is
- * VmHWM; both from /proc (Linux).
+ * ratio compares runs made under the same load. CPU seconds are user + system of the process,
+ * all threads; peak RSS is VmHWM; both from /proc (Linux).
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -183,6 +183,12 @@ function newStage(stage: string, packets: number): Stage {
   return { stage, packets, seconds: [], cpuSeconds: [], peakRssMiB: [] }
 }
 
+function record(stage: Stage, r: Measured): void {
+  stage.seconds.push(r.seconds)
+  stage.cpuSeconds.push(r.cpuSeconds)
+  stage.peakRssMiB.push(r.peakRssMiB)
+}
+
 /**
  * Run `run` (0-based) of `stage`: `teiten ingest` of `paths` into a new store; the last run's
  * store is `keep`.
@@ -193,9 +199,7 @@ async function ingestRun(stage: Stage, paths: string[], run: number, runs: numbe
   removeWhenDone.push(dir)
   const r = await teiten(['ingest', ...paths, '--data', dir, '--no-progress', '--log-level', 'warn'])
   if (r.code !== 0) throw new Error(`${stage.stage}: teiten ingest exited ${r.code}: ${r.stderr.slice(-2000)}`)
-  stage.seconds.push(r.seconds)
-  stage.cpuSeconds.push(r.cpuSeconds)
-  stage.peakRssMiB.push(r.peakRssMiB)
+  record(stage, r)
   log(`  ${stage.stage}: ${r.seconds.toFixed(2)} s, ${r.cpuSeconds.toFixed(1)} CPU s, ${r.peakRssMiB.toFixed(0)} MiB`)
 }
 
@@ -266,12 +270,7 @@ async function main(): Promise<void> {
   // The reference.
   const tcpdumpArgs = ['-r', file, '-w', '/dev/null', 'udp port 123']
   let ref: Stage | undefined
-  const timeReference = async (stage: Stage) => {
-    const r = await measure('tcpdump', tcpdumpArgs)
-    stage.seconds.push(r.seconds)
-    stage.cpuSeconds.push(r.cpuSeconds)
-    stage.peakRssMiB.push(r.peakRssMiB)
-  }
+  const timeReference = async (stage: Stage) => record(stage, await measure('tcpdump', tcpdumpArgs))
   if (spawnSync('tcpdump', ['--version']).status === 0) {
     ref = newStage("tcpdump -r FILE -w /dev/null 'udp port 123'", packets)
     // One untimed pass first: every later stage reads the capture from the page cache, so the
@@ -330,9 +329,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < e2eRuns; i++) {
       const r = await teiten(['ingest', spool, '--data', spoolDir, '--no-progress', '--log-level', 'warn'])
       if (r.code !== 0) throw new Error(`re-ingest exited ${r.code}: ${r.stderr.slice(-2000)}`)
-      again.seconds.push(r.seconds)
-      again.cpuSeconds.push(r.cpuSeconds)
-      again.peakRssMiB.push(r.peakRssMiB)
+      record(again, r)
     }
     stages.push(again)
   }
