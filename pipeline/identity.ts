@@ -54,8 +54,9 @@ export async function fileIdentity(
 /*
  * The hashing worker: identities of the files of a run, computed ahead of the reader, in the
  * sink's scheme (useScheme). Hashing runs at 1.4-4 GB/s here (SHA-256, XXH3-128), which on the
- * main thread is time the decoder does not run (a 7,700-file spool: ~1.3 s of SHA-256 for 2.7 GB). The worker reads the files itself; the second read, by the decoder,
- * comes from the page cache. Files are hashed one at a time, in the order asked.
+ * main thread is time the decoder does not run (a 7,700-file spool: ~1.3 s of SHA-256 for
+ * 2.7 GB). The worker reads the files itself; the second read, by the decoder, comes from the
+ * page cache. Files are hashed one at a time, in the order asked.
  */
 // dist/pipeline/identity-worker.js, or the .ts source when the tests run the sources.
 const WORKER_URL = new URL(`./identity-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)

@@ -216,12 +216,14 @@ export class StoreSink implements EventSink {
   private scheme: Promise<IdentityScheme> | undefined
 
   identityScheme(): Promise<IdentityScheme> {
-    this.scheme ??= identitySchemeOf(this.store)
+    if (this.scheme) return this.scheme
+    const asked = identitySchemeOf(this.store)
     // A failed ask is asked again next time, not remembered.
-    this.scheme.catch(() => {
-      this.scheme = undefined
+    asked.catch(() => {
+      if (this.scheme === asked) this.scheme = undefined
     })
-    return this.scheme
+    this.scheme = asked
+    return asked
   }
 
   lookupFile(fileId: string): Promise<FileRecord | undefined> {

@@ -7,7 +7,7 @@ import { TeitenError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
 import { connectDelegate } from './delegate.js'
 import { type StoreHost, startStoreHost } from './host.js'
-import { migrate } from './migrate.js'
+import { type MigrateOptions, migrate } from './migrate.js'
 import {
   type BodyInserter,
   ClickHouseStore,
@@ -29,7 +29,7 @@ export interface OpenStoreOptions {
   host?: boolean
   retentionDays?: number
   /** See MigrateOptions.newStoreIdentity (store/migrate.ts). */
-  newStoreIdentity?: 'xxh128'
+  newStoreIdentity?: MigrateOptions['newStoreIdentity']
 }
 
 export function embeddedPaths(dataDir: string) {
