@@ -10,7 +10,7 @@ import {
   putText,
   putVarUInt,
 } from './native.js'
-import { putAddress, writeTimestampNanos } from './rowbinary.js'
+import { AddressView, putAddress, putTimestampNanos, putUInt64 } from './rowbinary.js'
 import { EVENT_COLUMNS } from './schema.js'
 
 /**
@@ -28,8 +28,6 @@ import { EVENT_COLUMNS } from './schema.js'
  * (test/store/native-encoder.test.ts): each LowCardinality column's dictionary holds the
  * strings its block uses, '' first, in the order the rows first use them.
  */
-
-const TWO_32 = 4294967296
 
 /** A key's UTF-8 bytes: under 128, so that its length is one byte in the block (store/native.ts). */
 function keyBytes(text: string): Buffer {
@@ -122,8 +120,17 @@ export class EventColumnEncoder {
   private readonly sensors = new Strings()
   private readonly countries = new Strings()
   private readonly files = new Strings()
+  private readonly srcView = new AddressView()
+  private readonly dstView = new AddressView()
   private sensor = ''
   private fileId = ''
+  /**
+   * Runs of rows of one file, in the order they were added: the first row of each and its
+   * sensor key. A group of small files from several sensor folders (read hour by hour across
+   * them) interleaves the sensors; writeBlock lists the rows sensor by sensor (see blockRuns).
+   */
+  private readonly runStarts: number[] = []
+  private readonly runSensors: number[] = []
   /** The current file's sensor and id keys, once a row of it has been added (-1: not yet). */
   private sensorKey = -1
   private fileKey = -1
@@ -209,12 +216,14 @@ export class EventColumnEncoder {
     if (this.sensorKey < 0) {
       this.sensorKey = this.sensors.indexOf(this.sensor, r)
       this.fileKey = this.files.indexOf(this.fileId, r)
+      this.runStarts.push(r)
+      this.runSensors.push(this.sensorKey)
     }
-    writeTimestampNanos(b, s[0]! + 8 * r, p.tsSec, p.tsNanos)
+    putTimestampNanos(v, s[0]! + 8 * r, p.tsSec, p.tsNanos)
     this.sensorRows[r] = this.sensorKey
-    putAddress(v, s[2]! + 16 * r, p.src)
+    putAddress(v, s[2]! + 16 * r, this.srcView.of(p.src))
     v.setUint16(s[3]! + 2 * r, p.srcPort, true)
-    putAddress(v, s[4]! + 16 * r, p.dst)
+    putAddress(v, s[4]! + 16 * r, this.dstView.of(p.dst))
     v.setUint16(s[5]! + 2 * r, p.dstPort, true)
     b[s[6]! + r] = p.ipVersion
     b[s[7]! + r] = p.ttl
@@ -234,8 +243,7 @@ export class EventColumnEncoder {
     this.countryRows[r] = this.countryKey(e.country, r)
     b[s[18]! + r] = e.bogon ? 1 : 0
     this.fileRows[r] = this.fileKey
-    v.setUint32(s[20]! + 8 * r, record % TWO_32, true)
-    v.setUint32(s[20]! + 8 * r + 4, Math.floor(record / TWO_32), true)
+    putUInt64(v, s[20]! + 8 * r, record)
     this.count = r + 1
   }
 
@@ -261,6 +269,10 @@ export class EventColumnEncoder {
     this.sensors.truncate(rows)
     this.countries.truncate(rows)
     this.files.truncate(rows)
+    while (this.runStarts.length > 0 && this.runStarts[this.runStarts.length - 1]! >= rows) {
+      this.runStarts.pop()
+      this.runSensors.pop()
+    }
     this.shortCountries.fill(0)
     // The current file's keys are looked up again at its next row (they may have been dropped).
     this.sensorKey = -1
@@ -280,15 +292,17 @@ export class EventColumnEncoder {
   takeSplit(rows: number, _offset?: number): { body: Buffer; at: number } {
     const n = this.count
     if (rows < 0 || rows > n) throw new RangeError('split past the end')
-    const first = rows > 0 ? this.blockColumns(0, rows) : undefined
-    const second = this.blockColumns(rows, n - rows)
+    const firstOrder = rows > 0 ? this.blockRuns(0, rows) : undefined
+    const first = rows > 0 ? this.blockColumns(0, rows, firstOrder) : undefined
+    const secondOrder = this.blockRuns(rows, n - rows)
+    const second = this.blockColumns(rows, n - rows, secondOrder, 3 * rows)
     const keysOf = (columns: BlockColumn[]) => columns.map((c) => c.keys)
     const firstBytes = first ? eventsBlockBytes(rows, keysOf(first)) : 0
     const total = firstBytes + eventsBlockBytes(n - rows, keysOf(second))
     const out = this.pool.take(total)
     const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
-    if (first) this.writeBlock(out, view, 0, 0, rows, first)
-    const end = this.writeBlock(out, view, firstBytes, rows, n - rows, second)
+    if (first) this.writeBlock(out, view, 0, 0, rows, first, firstOrder)
+    const end = this.writeBlock(out, view, firstBytes, rows, n - rows, second, secondOrder)
     if (end !== total) throw new Error(`store/native-encoder.ts: block size mismatch (${end} of ${total} bytes)`)
     this.rollback(0, 0) // the next batch starts with no rows and no strings
     return { body: out, at: firstBytes }
@@ -316,15 +330,61 @@ export class EventColumnEncoder {
   }
 
   /**
-   * The three LowCardinality columns of rows [from, from + rows): the global keys when the block
-   * starts at row 0 (its rows used them first, in this order), else a dictionary of its own.
+   * The order in which a block lists rows [from, from + rows): undefined when it is the order
+   * they were added in, else [start, end) row pairs: the files' runs by sensor name (bytewise,
+   * as ClickHouse orders strings), then by their first timestamp.
+   *
+   * Why: `events` is ordered by (sensor, ts), and the engine sorts an inserted block that is not
+   * in that order already (a permutation and a copy of every column). A group of small files
+   * read hour by hour across three sensor folders interleaves the sensors, and files closed
+   * at nearly the same time can be read out of their hours' order; each file's packets are in
+   * time order, so listing its rows file by file in this order leaves the block sorted. The
+   * bench spool's 17M events replayed into a new store in 262,144-row blocks (three runs each,
+   * interleaved): 19.7-21.7 CPU s as sorted blocks against 21.2-24.2 as read (docs/performance.md,
+   * Round 21). A big file's batches are one run each, copied as before.
    */
-  private blockColumns(from: number, rows: number): BlockColumn[] {
+  private blockRuns(from: number, rows: number): number[] | undefined {
+    const end = from + rows
+    const starts = this.runStarts
+    let first = 0
+    while (first + 1 < starts.length && starts[first + 1]! <= from) first++
+    let last = first
+    while (last + 1 < starts.length && starts[last + 1]! < end) last++
+    if (last === first) return undefined
+    const runs: number[] = []
+    for (let i = first; i <= last; i++) runs.push(i)
+    const keys = this.sensors.keys
+    const v = this.view
+    const ts = this.starts[0]!
+    // A run's first timestamp: the high word signed, the low unsigned (Int64 nanoseconds).
+    const high = (i: number) => v.getInt32(ts + 8 * Math.max(from, starts[i]!) + 4, true)
+    const low = (i: number) => v.getUint32(ts + 8 * Math.max(from, starts[i]!), true)
+    runs.sort(
+      (a, b) =>
+        Buffer.compare(keys[this.runSensors[a]!]!, keys[this.runSensors[b]!]!) ||
+        high(a) - high(b) ||
+        low(a) - low(b) ||
+        a - b,
+    )
+    if (runs.every((run, i) => i === 0 || run > runs[i - 1]!)) return undefined
+    const order: number[] = []
+    for (const i of runs) {
+      order.push(Math.max(from, starts[i]!), i + 1 < starts.length ? Math.min(end, starts[i + 1]!) : end)
+    }
+    return order
+  }
+
+  /**
+   * The three LowCardinality columns of rows [from, from + rows): the global keys when the block
+   * starts at row 0 and lists its rows as added (they used the keys first, in this order), else a
+   * dictionary of its own, its keys in the order the block's rows first use them.
+   */
+  private blockColumns(from: number, rows: number, order?: number[], scratchAt = 0): BlockColumn[] {
     const all = [this.sensorRows, this.countryRows, this.fileRows]
     const strings = [this.sensors, this.countries, this.files]
     return all.map((indexes, i) => {
       const global = strings[i]!.keys
-      if (from === 0) {
+      if (from === 0 && order === undefined) {
         const keys = rows === this.count ? global : global.slice(0, strings[i]!.usedBefore(rows))
         return { keys, indexType: indexTypeOf(keys.length), indexes, from }
       }
@@ -333,22 +393,35 @@ export class EventColumnEncoder {
       remap.fill(0, 0, global.length)
       remap[0] = 1 // '' stays key 0
       const keys: Uint8Array[] = [global[0]!]
-      if (this.remapped.length < rows * 3) this.remapped = new Uint32Array(rows * 3)
-      const own = this.remapped.subarray(i * rows, (i + 1) * rows)
-      for (let r = 0; r < rows; r++) {
-        const g = indexes[from + r]!
-        let k = remap[g]!
-        if (k === 0) {
-          keys.push(global[g]!)
-          k = remap[g] = keys.length
+      // Both blocks of a split may have their own: the second's after the first's.
+      if (this.remapped.length < this.count * 3) this.remapped = new Uint32Array(this.capacity * 3)
+      const own = this.remapped.subarray(scratchAt + i * rows, scratchAt + (i + 1) * rows)
+      const pairs = order ?? [from, from + rows]
+      let r = 0
+      for (let p = 0; p < pairs.length; p += 2) {
+        for (let row = pairs[p]!; row < pairs[p + 1]!; row++) {
+          const g = indexes[row]!
+          let k = remap[g]!
+          if (k === 0) {
+            keys.push(global[g]!)
+            k = remap[g] = keys.length
+          }
+          own[r++] = k - 1
         }
-        own[r] = k - 1
       }
       return { keys, indexType: indexTypeOf(keys.length), indexes: own, from: 0 }
     })
   }
 
-  private writeBlock(out: Buffer, view: DataView, o: number, from: number, rows: number, lc: BlockColumn[]): number {
+  private writeBlock(
+    out: Buffer,
+    view: DataView,
+    o: number,
+    from: number,
+    rows: number,
+    lc: BlockColumn[],
+    order?: number[],
+  ): number {
     o = putVarUInt(out, o, EVENT_COLUMNS.length)
     o = putVarUInt(out, o, rows)
     let l = 0
@@ -362,8 +435,11 @@ export class EventColumnEncoder {
         o = putLowCardinality(out, view, o, column, column.indexes, rows, column.from)
       } else {
         const w = COLUMN_WIDTHS[c]!
-        const start = this.starts[c]! + from * w
-        o += this.columns.copy(out, o, start, start + rows * w)
+        const column = this.starts[c]!
+        const pairs = order ?? [from, from + rows]
+        for (let p = 0; p < pairs.length; p += 2) {
+          o += this.columns.copy(out, o, column + pairs[p]! * w, column + pairs[p + 1]! * w)
+        }
       }
     }
     return o

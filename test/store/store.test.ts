@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { batchToken } from '../../pipeline/sink.js'
 import { StoreSink } from '../../store/ledger.js'
 import { queryDaily, parseDailyQuery } from '../../store/queries.js'
-import { writeTimestampNanos } from '../../store/rowbinary.js'
+import { putTimestampNanos, putUInt64 } from '../../store/rowbinary.js'
 import { EVENT_STRUCTURE } from '../../store/schema.js'
 import type { Store } from '../../store/store.js'
 import { encodeRows, type PacketSpec } from '../helpers/packets.js'
@@ -24,9 +24,21 @@ describe('RowBinary timestamps', () => {
     [2208988800, 1], // NTP era offset, beyond 2^53 ns
   ])('encodes %i s + %i ns exactly as a 64-bit nanosecond count', (sec, ns) => {
     const b = Buffer.alloc(8)
-    writeTimestampNanos(b, 0, sec, ns)
+    putTimestampNanos(new DataView(b.buffer, b.byteOffset, 8), 0, sec, ns)
     expect(b.readBigInt64LE(0)).toBe(BigInt(sec) * 1_000_000_000n + BigInt(ns))
   })
+})
+
+describe('RowBinary record numbers', () => {
+  it.each([0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 20_000_000_123, Number.MAX_SAFE_INTEGER])(
+    'encodes record %i exactly as a little-endian UInt64',
+    (record) => {
+      const b = Buffer.alloc(12, 0xee)
+      putUInt64(new DataView(b.buffer, b.byteOffset, b.length), 2, record)
+      expect(b.readBigUInt64LE(2)).toBe(BigInt(record))
+      expect([b[0], b[1], b[10], b[11]]).toEqual([0xee, 0xee, 0xee, 0xee])
+    },
+  )
 })
 
 describe('embedded store', () => {
