@@ -24,9 +24,10 @@ import { EVENT_COLUMNS } from './schema.js'
  * as much as encoding the rows. Written as columns to begin with, the rows cost the encoder
  * about what RowBinary did, and the block is put together with one copy per column.
  *
- * The blocks are byte for byte those the rewrite makes of the same rows in RowBinary
- * (test/store/native-encoder.test.ts): each LowCardinality column's dictionary holds the
- * strings its block uses, '' first, in the order the rows first use them.
+ * The blocks are byte for byte those the rewrite makes of the same rows in RowBinary, listed
+ * in the order of `events` (test/store/native-encoder.test.ts; blockRuns): each LowCardinality
+ * column's dictionary holds the strings its block uses, '' first, in the order its rows first
+ * use them.
  */
 
 /** A key's UTF-8 bytes: under 128, so that its length is one byte in the block (store/native.ts). */
@@ -127,7 +128,7 @@ export class EventColumnEncoder {
   /**
    * Runs of rows of one file, in the order they were added: the first row of each and its
    * sensor key. A group of small files from several sensor folders (read hour by hour across
-   * them) interleaves the sensors; writeBlock lists the rows sensor by sensor (see blockRuns).
+   * them) interleaves the sensors; writeBlock lists the runs by sensor, then by time (blockRuns).
    */
   private readonly runStarts: number[] = []
   private readonly runSensors: number[] = []
