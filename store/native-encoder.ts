@@ -25,7 +25,7 @@ import { EVENT_COLUMNS } from './schema.js'
  * about what RowBinary did, and the block is put together with one copy per column.
  *
  * The blocks are byte for byte those the rewrite makes of the same rows in RowBinary, listed
- * in the order of `events` (test/store/native-encoder.test.ts; blockRuns): each LowCardinality
+ * in the order of `events` (test/store/native-encoder.test.ts; blockRanges): each LowCardinality
  * column's dictionary holds the strings its block uses, '' first, in the order its rows first
  * use them.
  */
@@ -91,7 +91,6 @@ interface BlockColumn {
   keys: Uint8Array[]
   indexType: number
   indexes: Uint32Array
-  from: number
 }
 
 /**
@@ -128,7 +127,7 @@ export class EventColumnEncoder {
   /**
    * Runs of rows of one file, in the order they were added: the first row of each and its
    * sensor key. A group of small files from several sensor folders (read hour by hour across
-   * them) interleaves the sensors; writeBlock lists the runs by sensor, then by time (blockRuns).
+   * them) interleaves the sensors; writeBlock lists the runs by sensor, then by time (blockRanges).
    */
   private readonly runStarts: number[] = []
   private readonly runSensors: number[] = []
@@ -293,17 +292,17 @@ export class EventColumnEncoder {
   takeSplit(rows: number, _offset?: number): { body: Buffer; at: number } {
     const n = this.count
     if (rows < 0 || rows > n) throw new RangeError('split past the end')
-    const firstOrder = rows > 0 ? this.blockRuns(0, rows) : undefined
-    const first = rows > 0 ? this.blockColumns(0, rows, firstOrder) : undefined
-    const secondOrder = this.blockRuns(rows, n - rows)
-    const second = this.blockColumns(rows, n - rows, secondOrder, 3 * rows)
+    const firstRanges = this.blockRanges(0, rows)
+    const first = rows > 0 ? this.blockColumns(firstRanges, rows) : undefined
+    const secondRanges = this.blockRanges(rows, n - rows)
+    const second = this.blockColumns(secondRanges, n - rows, 3 * rows)
     const keysOf = (columns: BlockColumn[]) => columns.map((c) => c.keys)
     const firstBytes = first ? eventsBlockBytes(rows, keysOf(first)) : 0
     const total = firstBytes + eventsBlockBytes(n - rows, keysOf(second))
     const out = this.pool.take(total)
     const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
-    if (first) this.writeBlock(out, view, 0, 0, rows, first, firstOrder)
-    const end = this.writeBlock(out, view, firstBytes, rows, n - rows, second, secondOrder)
+    if (first) this.writeBlock(out, view, 0, rows, first, firstRanges)
+    const end = this.writeBlock(out, view, firstBytes, n - rows, second, secondRanges)
     if (end !== total) throw new Error(`store/native-encoder.ts: block size mismatch (${end} of ${total} bytes)`)
     this.rollback(0, 0) // the next batch starts with no rows and no strings
     return { body: out, at: firstBytes }
@@ -331,9 +330,9 @@ export class EventColumnEncoder {
   }
 
   /**
-   * The order in which a block lists rows [from, from + rows): undefined when it is the order
-   * they were added in, else [start, end) row pairs: the files' runs by sensor name (bytewise,
-   * as ClickHouse orders strings), then by their first timestamp.
+   * The order in which a block lists rows [from, from + rows), as [start, end) row pairs: the
+   * files' runs by sensor name (bytewise, as ClickHouse orders strings), then by their first
+   * timestamp; one pair [from, from + rows) when that is the order they were added in.
    *
    * Why: `events` is ordered by (sensor, ts), and the engine sorts an inserted block that is not
    * in that order already (a permutation and a copy of every column). A group of small files
@@ -344,14 +343,15 @@ export class EventColumnEncoder {
    * interleaved): 19.7-21.7 CPU s as sorted blocks against 21.2-24.2 as read (docs/performance.md,
    * Round 21). A big file's batches are one run each, copied as before.
    */
-  private blockRuns(from: number, rows: number): number[] | undefined {
+  private blockRanges(from: number, rows: number): number[] {
     const end = from + rows
+    const asAdded = [from, end]
     const starts = this.runStarts
     let first = 0
     while (first + 1 < starts.length && starts[first + 1]! <= from) first++
     let last = first
     while (last + 1 < starts.length && starts[last + 1]! < end) last++
-    if (last === first) return undefined
+    if (last === first) return asAdded
     const runs: number[] = []
     for (let i = first; i <= last; i++) runs.push(i)
     const keys = this.sensors.keys
@@ -367,7 +367,7 @@ export class EventColumnEncoder {
         low(a) - low(b) ||
         a - b,
     )
-    if (runs.every((run, i) => i === 0 || run > runs[i - 1]!)) return undefined
+    if (runs.every((run, i) => i === 0 || run > runs[i - 1]!)) return asAdded
     const order: number[] = []
     for (const i of runs) {
       order.push(Math.max(from, starts[i]!), i + 1 < starts.length ? Math.min(end, starts[i + 1]!) : end)
@@ -376,18 +376,18 @@ export class EventColumnEncoder {
   }
 
   /**
-   * The three LowCardinality columns of rows [from, from + rows): the global keys when the block
-   * starts at row 0 and lists its rows as added (they used the keys first, in this order), else a
-   * dictionary of its own, its keys in the order the block's rows first use them.
+   * The three LowCardinality columns of a block of `rows` rows listed as `ranges` (blockRanges):
+   * the global keys when the block is rows [0, rows) as added (they used the keys first, in this
+   * order), else a dictionary of its own, its keys in the order the block's rows first use them.
    */
-  private blockColumns(from: number, rows: number, order?: number[], scratchAt = 0): BlockColumn[] {
+  private blockColumns(ranges: number[], rows: number, scratchAt = 0): BlockColumn[] {
     const all = [this.sensorRows, this.countryRows, this.fileRows]
     const strings = [this.sensors, this.countries, this.files]
     return all.map((indexes, i) => {
       const global = strings[i]!.keys
-      if (from === 0 && order === undefined) {
+      if (ranges.length === 2 && ranges[0] === 0) {
         const keys = rows === this.count ? global : global.slice(0, strings[i]!.usedBefore(rows))
-        return { keys, indexType: indexTypeOf(keys.length), indexes, from }
+        return { keys, indexType: indexTypeOf(keys.length), indexes }
       }
       if (this.remap.length < global.length) this.remap = new Int32Array(global.length * 2)
       const remap = this.remap
@@ -397,10 +397,9 @@ export class EventColumnEncoder {
       // Both blocks of a split may have their own: the second's after the first's.
       if (this.remapped.length < this.count * 3) this.remapped = new Uint32Array(this.capacity * 3)
       const own = this.remapped.subarray(scratchAt + i * rows, scratchAt + (i + 1) * rows)
-      const pairs = order ?? [from, from + rows]
       let r = 0
-      for (let p = 0; p < pairs.length; p += 2) {
-        for (let row = pairs[p]!; row < pairs[p + 1]!; row++) {
+      for (let p = 0; p < ranges.length; p += 2) {
+        for (let row = ranges[p]!; row < ranges[p + 1]!; row++) {
           const g = indexes[row]!
           let k = remap[g]!
           if (k === 0) {
@@ -410,7 +409,7 @@ export class EventColumnEncoder {
           own[r++] = k - 1
         }
       }
-      return { keys, indexType: indexTypeOf(keys.length), indexes: own, from: 0 }
+      return { keys, indexType: indexTypeOf(keys.length), indexes: own }
     })
   }
 
@@ -418,10 +417,9 @@ export class EventColumnEncoder {
     out: Buffer,
     view: DataView,
     o: number,
-    from: number,
     rows: number,
     lc: BlockColumn[],
-    order?: number[],
+    ranges: number[],
   ): number {
     o = putVarUInt(out, o, EVENT_COLUMNS.length)
     o = putVarUInt(out, o, rows)
@@ -433,13 +431,12 @@ export class EventColumnEncoder {
       if (COLUMN_WIDTHS[c] === 0) {
         const column = lc[l++]!
         if (l === 3 && this.locating) this.locatedAt = locateKey(o, column.keys, this.locating)
-        o = putLowCardinality(out, view, o, column, column.indexes, rows, column.from)
+        o = putLowCardinality(out, view, o, column, column.indexes, rows)
       } else {
         const w = COLUMN_WIDTHS[c]!
         const column = this.starts[c]!
-        const pairs = order ?? [from, from + rows]
-        for (let p = 0; p < pairs.length; p += 2) {
-          o += this.columns.copy(out, o, column + pairs[p]! * w, column + pairs[p + 1]! * w)
+        for (let p = 0; p < ranges.length; p += 2) {
+          o += this.columns.copy(out, o, column + ranges[p]! * w, column + ranges[p + 1]! * w)
         }
       }
     }
