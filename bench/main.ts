@@ -314,8 +314,8 @@ async function main(): Promise<void> {
   // Rounds of tcpdump, the one file and the spool, back to back: a ratio compares runs made under
   // the same load. This machine is shared and its speed drifts by a quarter within minutes (the
   // same ingest took 17.2 s and 22.4 s an hour apart); measured stage after stage, the spool's
-  // runs could meet a slow stretch the single file's did not, or the reverse.
-  // Each round's own ratios, for the log and --json: how far the host moved during the run.
+  // runs could meet a slow stretch the single file's did not, or the reverse. Each round's own
+  // ratios go to the log and --json: how far the host moved during the run.
   const rounds: { tcpdump?: number; ingest: number; spool?: number }[] = []
   for (let i = 0; i < e2eRuns; i++) {
     if (ref) await timeReference(ref)
