@@ -73,7 +73,8 @@ export interface EventGroup {
 export interface EventSink {
   /**
    * The sink inserts into ClickHouse and takes bodies as Native blocks: the pipeline then encodes
-   * columns instead of RowBinary rows (store/native-encoder.ts). Kafka carries RowBinary.
+   * columns instead of RowBinary rows (store/native-encoder.ts). The Kafka sensor takes them too
+   * (stream/codec.ts, format version 3).
    */
   readonly acceptsNative?: boolean
   /**

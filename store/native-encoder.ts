@@ -15,8 +15,8 @@ import { EVENT_COLUMNS } from './schema.js'
 
 /**
  * Events encoded straight into the columns of a ClickHouse Native block (store/native.ts has
- * the block's layout), for a pipeline whose sink inserts into ClickHouse itself (StoreSink).
- * The Kafka path keeps RowBinary (store/rowbinary.ts): it is the message body.
+ * the block's layout), for a pipeline whose sink takes Native blocks: StoreSink, which inserts
+ * them, and the Kafka sensor, which cuts them into message parts (store/native-blocks.ts).
  *
  * Why: the store turns a RowBinary batch into a Native block before the insert, one pass to
  * find the rows and their strings and one to scatter 18 values per row into columns: 1.4-1.9 s

@@ -1,10 +1,10 @@
 /**
- * The Kafka message format of teiten (version 2; version 1 is still read). A message value is a
- * small binary header followed by a body:
+ * The Kafka message format of teiten (version 3; versions 1 and 2 are still read). A message
+ * value is a small binary header followed by a body:
  *
  *   offset  size  field
  *   0       3     magic: E5 AE 9A (UTF-8 of 定)
- *   3       1     version: 2 (1: older sensors)
+ *   3       1     version: 3 (2, 1: older sensors)
  *   4       1     kind: 1 = events, 2 = file record (the ledger entry of a finished file)
  *   5       1     flags: 0 (reserved; a reader rejects what it does not know)
  *   events (kind 1):
@@ -16,10 +16,13 @@
  *   18      4     body bytes as carried, UInt32 LE
  *   22      1+n   sensor (length byte + UTF-8, n <= 127)
  *   ..      1+m   fileId (length byte + ASCII, m <= 127)
- *   ..            body: `rows` rows of ClickHouse RowBinary in the column order of EVENT_COLUMNS,
- *                 exactly as EventRowEncoder wrote them (the sink inserts these bytes as they are);
- *                 version 2 carries them as one zstd frame (level 1, content checksum), version
- *                 1 as they are
+ *   ..            body, version 3: one zstd frame (level 1, content checksum) of one ClickHouse
+ *                 Native block of `rows` events rows (store/native-blocks.ts), a part of the
+ *                 block the sensor's column encoder made of the batch, cut every PART_ROWS rows;
+ *                 the sink joins a group's parts into one block again, the bytes a direct
+ *                 ingest inserts. Versions 1 and 2: `rows` rows of RowBinary in the column order
+ *                 of EVENT_COLUMNS (store/rowbinary.ts), cut at MAX_PART_BODY_BYTES; version 2
+ *                 as one zstd frame, version 1 as they are
  *
  * Why the body is compressed here and not by Kafka (version 1 left it to kafkajs' gzip, then
  * zstd): the broker appends an uncompressed record batch without decompressing it to validate
@@ -29,6 +32,12 @@
  * CPU s while the sensor publishes (docs/kafka.md).
  *   file record (kind 2):
  *   6             UTF-8 JSON of the FileRecord (pipeline/sink.ts); one per file, so size is moot
+ *
+ * Why Native parts (version 3) rather than RowBinary rows (version 2): the sink walked every
+ * row to check it, joined the parts and rewrote the rows as the Native block the engine takes
+ * (2.1 + 0.7 + 3.1 s of its main thread for the 17M events of the 20M-packet bench capture),
+ * and decompressed 1.98 GB of rows (4.2 s); as columns a part is 36% smaller before zstd, is
+ * checked column by column and joined with a copy per column (docs/kafka.md).
  *
  * Why this and not JSON (bench/kafka.ts `benchCodec`: 200,000 events of the synthetic bench
  * corpus through the real pipeline, ~8,600-event messages, sensor id of 9 characters; best of
@@ -56,12 +65,15 @@ import { promisify } from 'node:util'
 import { constants as zlibConstants, zstdCompress, zstdCompressSync, zstdDecompressSync } from 'node:zlib'
 import { NTP_CLASSES } from '../core/event.js'
 import { TeitenError } from '../core/errors.js'
-import { batchToken, type EventBatch, type FileRecord } from '../pipeline/sink.js'
+import { batchToken, type BodyFormat, type EventBatch, type FileRecord } from '../pipeline/sink.js'
+import { checkEventsValues, type EventsBlock, readEventsBlock, splitEventsBlock } from '../store/native-blocks.js'
 
 export const MAGIC = Buffer.from([0xe5, 0xae, 0x9a])
-/** What this teiten writes. Readers take versions 1 and 2. */
-export const FORMAT_VERSION = 2
-/** Version 1: the body as it is (older sensors; still read). */
+/** What this teiten writes. Readers take versions 1, 2 and 3. */
+export const FORMAT_VERSION = 3
+/** Version 2: RowBinary rows, zstd (sensors before 0.9; still read, and written for RowBinary batches). */
+export const FORMAT_V2 = 2
+/** Version 1: RowBinary rows as they are (older sensors; still read). */
 export const FORMAT_V1 = 1
 export const KIND_EVENTS = 1
 export const KIND_FILE = 2
@@ -98,6 +110,13 @@ const MAX_DECOMPRESSED_BODY = 16 * 1024 * 1024
 export const MAX_PART_BODY_BYTES = 999_000
 
 /**
+ * Rows of a version 3 part: a full batch (BATCH_ROWS, 262,144) in 20 parts of ~0.96 MB (73 bytes a row
+ * as columns), under MAX_PART_BODY_BYTES; a part whose strings make it larger is halved until
+ * it fits (splitEventsBlock). Like MAX_PART_BODY_BYTES it fixes the split: a constant.
+ */
+export const PART_ROWS = 13_108
+
+/**
  * Parts the sink joins into one insert. Inserts of ~275,000 rows cost the embedded engine a
  * fraction of 8,600-row ones per row (a part per table and the materialized views per insert),
  * and holding at most 32 parts (~32 MB) bounds the sink's memory per sensor whatever
@@ -122,8 +141,8 @@ export function insertToken(fileId: string, batchNo: number, parts: number, grou
 }
 
 /**
- * A decoded events message. `body` is the RowBinary rows: a view into the message value for
- * version 1, the decompressed body for version 2.
+ * A decoded events message. `body` is a Native block (version 3; `block` is it read) or
+ * RowBinary rows (a view into the message value for version 1, the decompressed body for 2).
  */
 export interface EventsMessage {
   kind: 'events'
@@ -133,7 +152,9 @@ export interface EventsMessage {
   part: number
   parts: number
   rows: number
+  format: BodyFormat
   body: Buffer
+  block?: EventsBlock
 }
 
 export interface FileMessage {
@@ -256,7 +277,7 @@ export function compressBody(body: Buffer): Promise<Buffer> {
   return zstdAsync(body, ZSTD_OPTIONS)
 }
 
-/** Header + stored body; `stored` is the body as the message carries it (compressed for version 2). */
+/** Header + stored body; `stored` is the body as the message carries it (compressed for versions 2 and 3). */
 function eventsMessage(m: Omit<EventsMessage, 'kind'>, stored: Buffer, version: number): Buffer {
   const sensor = stringBytes(m.sensor, 'sensor')
   const fileId = stringBytes(m.fileId, 'file id')
@@ -277,17 +298,40 @@ function eventsMessage(m: Omit<EventsMessage, 'kind'>, stored: Buffer, version: 
   return out
 }
 
+/** The version a part's body is carried in: 3 for a Native block, 2 for RowBinary rows. */
+function versionOf(format: BodyFormat): number {
+  return format === 'Native' ? FORMAT_VERSION : FORMAT_V2
+}
+
+type OutgoingPart = Omit<EventsMessage, 'kind' | 'block'>
+
 /**
- * One message value for a part of a batch: version 2 (zstd body), or version 1 (the body as it
- * is) when asked for: older sensors wrote it, readers still take it.
+ * One message value for a part of a batch: version 3 for a Native body, 2 for RowBinary rows
+ * (zstd both), or version 1 (RowBinary as it is) when asked for: older sensors wrote versions 1
+ * and 2, readers still take them.
  */
-export function encodeEventsMessage(m: Omit<EventsMessage, 'kind'>, version: 1 | 2 = FORMAT_VERSION): Buffer {
+export function encodeEventsMessage(m: OutgoingPart, version = versionOf(m.format)): Buffer {
+  if (
+    (version === FORMAT_VERSION) !== (m.format === 'Native') ||
+    ![FORMAT_V1, FORMAT_V2, FORMAT_VERSION].includes(version)
+  )
+    throw new TeitenError('BAD_PARAMETER', `a ${m.format} body cannot be carried in format version ${version}`)
   return eventsMessage(m, version === FORMAT_V1 ? m.body : zstdCompressSync(m.body, ZSTD_OPTIONS), version)
 }
 
-/** The parts of a batch before compression: the deterministic split (splitBody), checked. */
-function batchParts(batch: EventBatch, maxBodyBytes: number): Array<Omit<EventsMessage, 'kind'>> {
-  const split = splitBody(batch.body, maxBodyBytes)
+/**
+ * The parts of a batch before compression, checked: a Native block cut every PART_ROWS rows
+ * (splitEventsBlock), RowBinary rows at `maxBodyBytes` (splitBody). Both splits depend only on
+ * the batch's bytes.
+ */
+function batchParts(batch: EventBatch, maxBodyBytes: number): OutgoingPart[] {
+  const format = batch.format ?? 'RowBinary'
+  let split: Array<{ body: Buffer; rows: number }>
+  if (format === 'Native') {
+    const block = readEventsBlock(batch.body, 0, 'BAD_PARAMETER')
+    if (block.end !== batch.body.length) throw new TeitenError('BAD_PARAMETER', 'a batch of more than one Native block')
+    split = splitEventsBlock(block, PART_ROWS, maxBodyBytes)
+  } else split = splitBody(batch.body, maxBodyBytes)
   const counted = split.reduce((n, p) => n + p.rows, 0)
   if (counted !== batch.rows) {
     throw new TeitenError(
@@ -303,6 +347,7 @@ function batchParts(batch: EventBatch, maxBodyBytes: number): Array<Omit<EventsM
     part,
     parts: split.length,
     rows: p.rows,
+    format,
     body: p.body,
   }))
 }
@@ -328,7 +373,7 @@ export function encodeBatchAsync(
   maxBodyBytes = MAX_PART_BODY_BYTES,
 ): Array<Promise<{ value: Buffer; rows: number }>> {
   return batchParts(batch, maxBodyBytes).map(async (m) => ({
-    value: eventsMessage(m, await compressBody(m.body), FORMAT_VERSION),
+    value: eventsMessage(m, await compressBody(m.body), versionOf(m.format)),
     rows: m.rows,
   }))
 }
@@ -392,8 +437,9 @@ export function decodeMessage(value: Buffer | null | undefined): DecodedMessage 
   if (!value || value.length < 6) throw bad(`message too short (${value?.length ?? 0} bytes)`)
   if (value[0] !== MAGIC[0] || value[1] !== MAGIC[1] || value[2] !== MAGIC[2])
     throw bad('not a teiten message (bad magic)')
-  const version = value[3]
-  if (version !== FORMAT_V1 && version !== FORMAT_VERSION) throw bad(`unsupported message format version ${version}`)
+  const version = value[3]!
+  if (version !== FORMAT_V1 && version !== FORMAT_V2 && version !== FORMAT_VERSION)
+    throw bad(`unsupported message format version ${version}`)
   if (value[5] !== 0) throw bad(`unknown flags ${value[5]}`)
   const kind = value[4]
   if (kind === KIND_FILE) return { kind: 'file', record: decodeFileRecord(value.subarray(6)) }
@@ -433,7 +479,15 @@ export function decodeMessage(value: Buffer | null | undefined): DecodedMessage 
       )
     }
   }
+  if (version === FORMAT_VERSION) {
+    const block = readEventsBlock(body, 0, 'KAFKA_BAD_MESSAGE')
+    if (block.end !== body.length) throw bad(`${body.length - block.end} bytes after the block`)
+    if (block.rows !== rows) throw bad(`body has ${block.rows} rows, header says ${rows}`)
+    const wrong = checkEventsValues(block, sensorBytes, fileIdBytes)
+    if (wrong !== undefined) throw bad(wrong)
+    return { kind: 'events', sensor, fileId, batchNo, part, parts, rows, format: 'Native', body, block }
+  }
   const counted = walkRows(body, undefined, sensorBytes, fileIdBytes)
   if (counted !== rows) throw bad(`body has ${counted} rows, header says ${rows}`)
-  return { kind: 'events', sensor, fileId, batchNo, part, parts, rows, body }
+  return { kind: 'events', sensor, fileId, batchNo, part, parts, rows, format: 'RowBinary', body }
 }

@@ -32,10 +32,13 @@
  * cannot stall the partition.
  */
 import { Counter, Gauge } from 'prom-client'
+import { BufferPool } from '../core/buffer-pool.js'
 import { isTeitenError, type TeitenError, wrapError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
+import type { BodyFormat } from '../pipeline/sink.js'
 import { recordFile } from '../store/ledger.js'
+import { type EventsBlock, writeEventsBlock } from '../store/native-blocks.js'
 import { EVENT_STRUCTURE } from '../store/schema.js'
 import type { Store } from '../store/store.js'
 import { decodeMessage, type EventsMessage, insertGroup, insertToken } from './codec.js'
@@ -184,7 +187,11 @@ interface OpenBatch {
   first: number
   count: number
   token: string
+  /** How its parts carry rows: a group is joined from parts of one format (a re-run by a newer sensor starts it over). */
+  format: BodyFormat
   bodies: Buffer[]
+  /** Version 3 parts as read (format Native): joined into one block for the insert. */
+  blocks: EventsBlock[]
   rows: number
   bytes: number
   /** Offset of its first part: commits stay below it until the batch is stored. */
@@ -389,6 +396,8 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
    * its group then stays open, holding the commit below it, so the next owner reads it again.
    */
   const running = new Set<Promise<void>>()
+  /** Joined Native blocks (~19 MB each) used again: one per insert that may run, one being joined. */
+  const joinedBlocks = new BufferPool(INSERTS_IN_FLIGHT + 1)
   /**
    * Waits until another insert may start (`all`: until none runs, e.g. before a file's ledger
    * row); throws Stopped when the worker is stopping meanwhile.
@@ -411,13 +420,19 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
     token: string,
     rows: number,
     body: Buffer,
+    format: BodyFormat,
     control: BatchControl,
     where: Record<string, unknown>,
   ) => {
     const t0 = now()
-    await untilDone('insert', control, { ...where, token, rows }, () =>
-      store.insertRowBinary('events', EVENT_STRUCTURE, body, token),
-    )
+    try {
+      await untilDone('insert', control, { ...where, token, rows }, () =>
+        store.insertRowBinary('events', EVENT_STRUCTURE, body, token, { format }),
+      )
+    } finally {
+      // Not before: a failed insert is tried again with the same bytes.
+      joinedBlocks.give(body)
+    }
     summary.batches++
     summary.rows += rows
     summary.largestInsertBytes = Math.max(summary.largestInsertBytes, body.length)
@@ -446,7 +461,7 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
     const token = insertToken(m.fileId, m.batchNo, m.parts, group)
     if (count === 1) {
       await settle(control)
-      await insertBatch(token, m.rows, m.body, control, where)
+      await insertBatch(token, m.rows, m.body, m.format, control, where)
       return
     }
     const key = `${m.fileId}:${m.batchNo}:${group}`
@@ -468,7 +483,9 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
         count,
         first,
         token,
+        format: m.format,
         bodies: [],
+        blocks: [],
         rows: 0,
         bytes: 0,
         firstOffset: offset,
@@ -476,13 +493,14 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
         inserting: false,
       }
       st.open.set(key, b)
-    } else if (!b || b.parts !== m.parts || b.bodies.length !== m.part - first) {
+    } else if (!b || b.parts !== m.parts || b.format !== m.format || b.bodies.length !== m.part - first) {
       // A copy of a part already in (a second run interleaved, a re-sent message), or a part of
       // a group already stored: the group is stored from the other copy.
       summary.ignored++
       return
     }
     b.bodies.push(m.body)
+    if (m.block) b.blocks.push(m.block)
     b.rows += m.rows
     b.bytes += m.body.length
     b.touchedAt = now()
@@ -492,9 +510,16 @@ export async function runSink(options: SinkWorkerOptions): Promise<SinkSummary> 
     // Still open while it is inserted: a commit meanwhile stays below its first part.
     const full = b
     full.inserting = true
-    const body = Buffer.concat(full.bodies)
+    // Native parts as the one block they were cut from; RowBinary rows back to back.
+    const body =
+      full.format === 'Native'
+        ? writeEventsBlock(
+            full.blocks.map((block) => ({ block, from: 0, to: block.rows })),
+            joinedBlocks,
+          )
+        : Buffer.concat(full.bodies)
     startInsert(async () => {
-      await insertBatch(full.token, full.rows, body, control, { ...where, parts: full.count })
+      await insertBatch(full.token, full.rows, body, full.format, control, { ...where, parts: full.count })
       // Not a group a re-run started over meanwhile under the same key.
       if (st.open.get(key) === full) dropOpen(st, key)
       noteBuffered()

@@ -7,6 +7,8 @@
 import { promisify } from 'node:util'
 import { gzip, unzip, constants as zlibConstants, zstdCompress, zstdDecompress } from 'node:zlib'
 import type { Admin, Consumer, EachBatchPayload, Producer } from 'kafkajs'
+// Before kafkajs: its record batches' CRC-32C in WebAssembly (see the module).
+import './kafkajs-crc32c.js'
 // kafkajs is CommonJS and not every export is visible to Node's named-import detection.
 import kafkajs from 'kafkajs'
 import { TeitenError, wrapError } from '../core/errors.js'

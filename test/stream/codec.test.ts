@@ -6,7 +6,10 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isTeitenError } from '../../core/errors.js'
+import { BATCH_ROWS } from '../../pipeline/ingest.js'
 import { batchToken, type EventBatch, type FileRecord } from '../../pipeline/sink.js'
+import { eventsRowBinaryToNative } from '../../store/native.js'
+import { type EventsBlock, readEventsBlock, writeEventsBlock } from '../../store/native-blocks.js'
 import {
   decodeMessage,
   encodeBatch,
@@ -15,6 +18,7 @@ import {
   insertGroup,
   insertToken,
   MAX_PART_BODY_BYTES,
+  PART_ROWS,
   PARTS_PER_INSERT,
   splitBody,
   walkRows,
@@ -141,6 +145,7 @@ describe('bad messages are rejected with KAFKA_BAD_MESSAGE', () => {
         part: 0,
         parts: 1,
         rows: part.rows,
+        format: 'RowBinary',
         body: part.body,
       },
       version,
@@ -158,9 +163,9 @@ describe('bad messages are rejected with KAFKA_BAD_MESSAGE', () => {
     rejects(null, /too short/)
     rejects(Buffer.alloc(0), /too short/)
     rejects(Buffer.from('{"ts":"2014-01-01"}'), /magic/)
-    const v3 = valid()
-    v3[3] = 3
-    rejects(v3, /version 3/)
+    const v4 = valid()
+    v4[3] = 4
+    rejects(v4, /version 4/)
     const v0 = message(2)
     v0[3] = 0
     rejects(v0, /version 0/)
@@ -211,7 +216,16 @@ describe('bad messages are rejected with KAFKA_BAD_MESSAGE', () => {
     const body = Buffer.from(v.subarray(h))
     for (const version of [1, 2] as const) {
       const cut = encodeEventsMessage(
-        { sensor: 'x', fileId: 'ab', batchNo: 0, part: 0, parts: 1, rows: 1, body: body.subarray(0, 30) },
+        {
+          sensor: 'x',
+          fileId: 'ab',
+          batchNo: 0,
+          part: 0,
+          parts: 1,
+          rows: 1,
+          format: 'RowBinary',
+          body: body.subarray(0, 30),
+        },
         version,
       )
       rejects(cut)
@@ -235,7 +249,16 @@ describe('bad messages are rejected with KAFKA_BAD_MESSAGE', () => {
     // A frame that inflates past the bound (a decompression bomb) is refused, not allocated.
     const { b } = small()
     const bomb = encodeEventsMessage(
-      { sensor: b.sensor, fileId: b.fileId, batchNo: 0, part: 0, parts: 1, rows: 1, body: Buffer.alloc(17 << 20) },
+      {
+        sensor: b.sensor,
+        fileId: b.fileId,
+        batchNo: 0,
+        part: 0,
+        parts: 1,
+        rows: 1,
+        format: 'RowBinary',
+        body: Buffer.alloc(17 << 20),
+      },
       2,
     )
     rejects(bomb, /decompress/)
@@ -299,5 +322,147 @@ describe('retry backoff', () => {
     expect(backoffDelay(4, policy, () => 1)).toBe(800)
     expect(backoffDelay(30, policy, () => 1)).toBe(5000)
     expect(backoffDelay(1000, policy, () => 0.5)).toBe(3750)
+  })
+})
+
+/** A batch as the sensor's column encoder hands it over: the same rows as one Native block. */
+const nativeOf = (b: EventBatch): EventBatch => ({ ...b, format: 'Native', body: eventsRowBinaryToNative(b.body) })
+const joined = (blocks: EventsBlock[]) => writeEventsBlock(blocks.map((block) => ({ block, from: 0, to: block.rows })))
+
+describe('version 3: Native parts', () => {
+  it('cuts a Native batch every PART_ROWS rows into parts under 1 MB that join into the same block', () => {
+    const batch = nativeOf(big)
+    const msgs = encodeBatch(batch)
+    expect(msgs.length).toBe(Math.ceil(big.rows / PART_ROWS))
+    const blocks: EventsBlock[] = []
+    msgs.forEach((m, i) => {
+      expect(m.value.length).toBeLessThanOrEqual(1_000_000)
+      expect(m.value[3]).toBe(3)
+      const d = decodeMessage(m.value)
+      if (d.kind !== 'events') throw new Error('expected events')
+      expect(d).toMatchObject({ sensor: big.sensor, fileId: big.fileId, part: i, parts: msgs.length, format: 'Native' })
+      expect(d.rows).toBe(i < msgs.length - 1 ? PART_ROWS : big.rows - PART_ROWS * (msgs.length - 1))
+      blocks.push(d.block!)
+    })
+    expect(joined(blocks).equals(batch.body)).toBe(true)
+    // The same rows as version 2 carries, once the sink has made its block of them.
+    const v2 = encodeBatch(big).map((m) => decodeMessage(m.value))
+    const rows = Buffer.concat(v2.map((d) => (d.kind === 'events' ? d.body : Buffer.alloc(0))))
+    expect(eventsRowBinaryToNative(rows).equals(joined(blocks))).toBe(true)
+  })
+
+  it('a full batch fits one insert group, so a Kafka insert has the token a direct ingest gives it', () => {
+    const parts = Math.ceil(BATCH_ROWS / PART_ROWS)
+    expect(parts).toBeLessThanOrEqual(PARTS_PER_INSERT)
+    expect(insertToken('ab', 3, parts, 0)).toBe(batchToken('ab', 3))
+  })
+
+  it('the cut is deterministic, and a part larger than the limit is halved until it fits', () => {
+    const a = encodeBatch(nativeOf(big))
+    const b = encodeBatch(nativeOf({ ...big, body: Buffer.from(big.body) }))
+    expect(b.map((m) => m.value.toString('base64'))).toEqual(a.map((m) => m.value.toString('base64')))
+    const small = encodeBatch(nativeOf(big), 50_000).map((m) => decodeMessage(m.value))
+    expect(small.length).toBeGreaterThan(a.length)
+    const blocks = small.map((d) => (d.kind === 'events' ? d.block! : undefined)!)
+    for (const d of small) if (d.kind === 'events') expect(d.body.length).toBeLessThanOrEqual(50_000)
+    expect(joined(blocks).equals(nativeOf(big).body)).toBe(true)
+  })
+
+  it('every batch of a real corpus round-trips', () => {
+    let rows = 0
+    for (const b of expected.batches) {
+      for (const m of encodeBatch(nativeOf(b))) {
+        const d = decodeMessage(m.value)
+        if (d.kind !== 'events') throw new Error('expected events')
+        rows += d.rows
+      }
+    }
+    expect(rows).toBe(expected.rows)
+  })
+
+  /** A few rows of the first batch as a Native block, read. */
+  const smallBlock = () => {
+    const b = expected.batches[0]!
+    const body = eventsRowBinaryToNative(splitBody(b.body, 2_000)[0]!.body)
+    return { b, body, block: readEventsBlock(body) }
+  }
+  const v3 = (body: Buffer, over: Partial<{ sensor: string; fileId: string; rows: number }> = {}) => {
+    const { b, block } = smallBlock()
+    return encodeEventsMessage({
+      sensor: over.sensor ?? b.sensor,
+      fileId: over.fileId ?? b.fileId,
+      batchNo: 0,
+      part: 0,
+      parts: 1,
+      rows: over.rows ?? block.rows,
+      format: 'Native',
+      body,
+    })
+  }
+  /** `x` with byte `at` set to `value`. */
+  const poke = (x: Buffer, at: number, value: number) => {
+    x[at] = value
+    return x
+  }
+  /** Where the first LowCardinality column (sensor) starts: its key version, then its flags. */
+  const lowCardinalityAt = (body: Buffer) => body.indexOf('LowCardinality(String)') + 'LowCardinality(String)'.length
+
+  it.each<[string, (body: Buffer, block: EventsBlock) => Buffer, RegExp]>([
+    ['ip_version 5', (x, k) => poke(x, k.data[6]!, 5), /row 0: ip_version 5/],
+    ['class 0', (x, k) => poke(x, k.data[12]!, 0), /row 0: class 0/],
+    ['bogon 2', (x, k) => poke(x, k.data[18]!, 2), /row 0: bogon 2/],
+    ['a country index past its keys', (x, k) => poke(x, k.data[17]! + k.rows - 1, 200), /index 200 of \d+ keys/],
+    ['a column renamed', (x, k) => poke(x, k.data[0]! + 8 * k.rows + 1, 0x53), /column 1 is not sensor/],
+    ['an unknown key version', (x) => poke(x, lowCardinalityAt(x), 2), /key version/],
+    ['an index type past UInt32', (x) => poke(x, lowCardinalityAt(x) + 8, 3), /LowCardinality flags/],
+    ['a block cut short', (x) => x.subarray(0, x.length - 1), /truncated/],
+    ['a byte after the block', (x) => Buffer.concat([x, Buffer.from([0])]), /1 bytes after the block/],
+    [
+      'RowBinary rows instead of a block',
+      () => splitBody(expected.batches[0]!.body, 2_000)[0]!.body,
+      /not the events columns|rows/,
+    ],
+  ])('a version 3 body with %s is KAFKA_BAD_MESSAGE', (_name, edit, pattern) => {
+    const { body, block } = smallBlock()
+    expect(decodeMessage(v3(body)).kind).toBe('events')
+    rejects(v3(edit(Buffer.from(body), block)), pattern)
+  })
+
+  it('a version 3 header that does not match its block is KAFKA_BAD_MESSAGE', () => {
+    const { body, block } = smallBlock()
+    rejects(v3(body, { sensor: 'another-sensor' }), /sensor differs/)
+    rejects(v3(body, { fileId: 'ab' }), /file id differs/)
+    rejects(v3(body, { rows: block.rows + 1 }), /rows, header says/)
+    // A RowBinary body is not sent as version 3, nor a Native one as version 2.
+    expect(() =>
+      encodeEventsMessage(
+        { sensor: 's', fileId: 'ab', batchNo: 0, part: 0, parts: 1, rows: 1, format: 'Native', body },
+        2,
+      ),
+    ).toThrow(/version 2/)
+  })
+
+  it('random damage to a Native body either decodes to a block that reads back or is KAFKA_BAD_MESSAGE', () => {
+    const { body } = smallBlock()
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(body.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+        fc.option(fc.nat(body.length), { nil: undefined }),
+        (flips, cut) => {
+          const x = Buffer.from(body)
+          for (const [at, byte] of flips) x[at] = byte
+          const value = v3(cut === undefined ? x : x.subarray(0, cut))
+          try {
+            const d = decodeMessage(value)
+            if (d.kind !== 'events') throw new Error('expected events')
+            const again = readEventsBlock(joined([d.block!]))
+            expect(again.rows).toBe(d.rows)
+          } catch (err) {
+            expect(isTeitenError(err, 'KAFKA_BAD_MESSAGE'), String(err)).toBe(true)
+          }
+        },
+      ),
+      { numRuns: 1500, seed: 11 },
+    )
   })
 })

@@ -16,6 +16,8 @@ import { makeEnricher } from '../../enrich/enrich.js'
 import { GeoIp } from '../../enrich/geoip.js'
 import { expandPaths } from '../../pipeline/files.js'
 import { type Enricher, ingestFiles } from '../../pipeline/ingest.js'
+import type { EventBatch } from '../../pipeline/sink.js'
+import { eventsRowBinaryToNative } from '../../store/native.js'
 import { openStore } from '../../store/open.js'
 import type { Store } from '../../store/store.js'
 import {
@@ -161,9 +163,9 @@ function flakyStore(inner: Store, failing: () => boolean) {
       await inner.command(sql, params, settings)
       if (sql.includes('INSERT INTO ingested_files')) state.stored.add(`file:${String(params?.file_id)}`)
     },
-    async insertRowBinary(table, structure, body, token) {
+    async insertRowBinary(table, structure, body, token, options) {
       if (failing()) fail()
-      await inner.insertRowBinary(table, structure, body, token)
+      await inner.insertRowBinary(table, structure, body, token, options)
       state.stored.add(token ?? '')
     },
     close: () => inner.close(),
@@ -433,9 +435,9 @@ describe('teiten sink (in process, real broker, embedded chDB)', () => {
     const { store: passthrough } = flakyStore(store, () => false)
     const slowStore: Store = {
       ...passthrough,
-      async insertRowBinary(table, structure, body, token) {
+      async insertRowBinary(table, structure, body, token, options) {
         if (slow) await sleep(1500)
-        await passthrough.insertRowBinary(table, structure, body, token)
+        await passthrough.insertRowBinary(table, structure, body, token, options)
       },
     }
     const controller = new AbortController()
@@ -485,8 +487,8 @@ describe('teiten sink (in process, real broker, embedded chDB)', () => {
     const worker = sink(topic, group, {
       store: {
         ...tracking,
-        async insertRowBinary(table, structure, body, token) {
-          await tracking.insertRowBinary(table, structure, body, token)
+        async insertRowBinary(table, structure, body, token, options) {
+          await tracking.insertRowBinary(table, structure, body, token, options)
           // SIGTERM after the fifth batch: the worker finishes what it holds and commits.
           if (++messages === 5) controller.abort()
         },
@@ -510,8 +512,14 @@ describe('teiten sink (in process, real broker, embedded chDB)', () => {
   }, 120_000)
 
   describe('batches reassembled from their parts', () => {
-    /** The messages of one run of a sensor over the corpus: parts of every batch, then the file record. */
-    const runOf = (e: Expected) => e.batches.map((b) => ({ batch: b, parts: encodeBatch(b).map((m) => m.value) }))
+    /**
+     * The messages of one run of a sensor over the corpus: parts of every batch, then the file
+     * record. Format version 3 (Native parts, what sensors send) or 2 (RowBinary, older sensors).
+     */
+    const runOf = (e: Expected, version: 2 | 3 = 3) =>
+      e.batches.map((b) => ({ batch: b, parts: encodeBatch(inVersion(b, version)).map((m) => m.value) }))
+    const inVersion = (b: EventBatch, version: 2 | 3): EventBatch =>
+      version === 3 ? { ...b, format: 'Native', body: eventsRowBinaryToNative(b.body) } : b
 
     async function send(topic: string, key: string, values: Buffer[]) {
       const raw = new kafkajs.Kafka({ clientId: 'reassembly', brokers: k.brokers, logLevel: kafkajs.logLevel.NOTHING })
@@ -521,25 +529,34 @@ describe('teiten sink (in process, real broker, embedded chDB)', () => {
       await p.disconnect()
     }
 
-    it('a sensor that died mid-batch, then its re-run: the partial batch is replaced, counts exact', async () => {
-      const { corpus: c, expected } = await corpus('remid', 140_000, 1)
-      const topic = uniqueName('sink-remid')
-      await publish([], topic)
-      const run = runOf(expected)
-      const multi = run.find((r) => r.parts.length > 2)!
-      // Run A: every batch before `multi`, then half of `multi`'s parts, then it died.
-      const upTo = run.indexOf(multi)
-      const a = [
-        ...run.slice(0, upTo).flatMap((r) => r.parts),
-        ...multi.parts.slice(0, Math.floor(multi.parts.length / 2)),
-      ]
-      // Run B: the whole file again, and the file records.
-      const b = [...run.flatMap((r) => r.parts), ...expected.records.map(encodeFileMessage)]
-      await send(topic, c.sensors[0]!, [...a, ...b])
-      const summary = await sink(topic, uniqueName('g'))
-      expect(summary.abandoned).toBe(0)
-      await expectExact(c, expected)
-    }, 120_000)
+    it.each<[string, 2 | 3, 2 | 3]>([
+      ['version 3 parts', 3, 3],
+      ['version 2 parts (an older sensor)', 2, 2],
+      ['a sensor upgraded in between (version 2 parts, then version 3)', 2, 3],
+    ])(
+      'a sensor that died mid-batch, then its re-run, %s: the partial batch is replaced, counts exact',
+      async (name, before, after) => {
+        const { corpus: c, expected } = await corpus(`remid${before}${after}`, 140_000, 1)
+        const topic = uniqueName('sink-remid')
+        await publish([], topic)
+        const runA = runOf(expected, before)
+        const runB = runOf(expected, after)
+        const multi = runA.find((r) => r.parts.length > 2)!
+        // Run A: every batch before `multi`, then half of `multi`'s parts, then it died.
+        const upTo = runA.indexOf(multi)
+        const a = [
+          ...runA.slice(0, upTo).flatMap((r) => r.parts),
+          ...multi.parts.slice(0, Math.floor(multi.parts.length / 2)),
+        ]
+        // Run B: the whole file again, and the file records.
+        const b = [...runB.flatMap((r) => r.parts), ...expected.records.map(encodeFileMessage)]
+        await send(topic, c.sensors[0]!, [...a, ...b])
+        const summary = await sink(topic, uniqueName('g'))
+        expect(summary.abandoned, name).toBe(0)
+        await expectExact(c, expected)
+      },
+      120_000,
+    )
 
     it('two runs of a sensor interleaved part by part: counts exact', async () => {
       const { corpus: c, expected } = await corpus('reint', 100_000, 1)
@@ -553,24 +570,28 @@ describe('teiten sink (in process, real broker, embedded chDB)', () => {
       await expectExact(c, expected)
     }, 120_000)
 
-    it('a batch of more than PARTS_PER_INSERT parts is stored in groups, also when a re-run restarts mid-way', async () => {
-      const { corpus: c, expected } = await corpus('regroup', 60_000, 1)
-      const topic = uniqueName('sink-regroup')
-      await publish([], topic)
-      // Small parts (a test split: the producer's is fixed) so one batch spans three groups.
-      const split = expected.batches.map((b) => encodeBatch(b, 6_000).map((m) => m.value))
-      expect(Math.max(...split.map((p) => p.length))).toBeGreaterThan(2 * PARTS_PER_INSERT)
-      const died = split[0]!.slice(0, PARTS_PER_INSERT + 5)
-      await send(topic, c.sensors[0]!, [...died, ...split.flat(), ...expected.records.map(encodeFileMessage)])
-      const metrics = createMetrics({ defaultMetrics: false })
-      const summary = await sink(topic, uniqueName('g'), { metrics })
-      // The first group of the died run was stored, and again from the re-run (deduplicated) —
-      // unless the re-run's copy arrived while the first was still being inserted: then it was
-      // ignored like any copy of a group in hand.
-      const groups = split.reduce((n, p) => n + Math.ceil(p.length / PARTS_PER_INSERT), 0)
-      expect([groups, groups + 1]).toContain(summary.batches)
-      await expectExact(c, expected)
-    }, 120_000)
+    it.each([3, 2] as const)(
+      'a batch of more than PARTS_PER_INSERT version %i parts is stored in groups, also when a re-run restarts mid-way',
+      async (version) => {
+        const { corpus: c, expected } = await corpus(`regroup${version}`, 60_000, 1)
+        const topic = uniqueName('sink-regroup')
+        await publish([], topic)
+        // Small parts (a test split: the producer's is fixed) so one batch spans three groups.
+        const split = expected.batches.map((b) => encodeBatch(inVersion(b, version), 6_000).map((m) => m.value))
+        expect(Math.max(...split.map((p) => p.length))).toBeGreaterThan(2 * PARTS_PER_INSERT)
+        const died = split[0]!.slice(0, PARTS_PER_INSERT + 5)
+        await send(topic, c.sensors[0]!, [...died, ...split.flat(), ...expected.records.map(encodeFileMessage)])
+        const metrics = createMetrics({ defaultMetrics: false })
+        const summary = await sink(topic, uniqueName('g'), { metrics })
+        // The first group of the died run was stored, and again from the re-run (deduplicated) —
+        // unless the re-run's copy arrived while the first was still being inserted: then it was
+        // ignored like any copy of a group in hand.
+        const groups = split.reduce((n, p) => n + Math.ceil(p.length / PARTS_PER_INSERT), 0)
+        expect([groups, groups + 1]).toContain(summary.batches)
+        await expectExact(c, expected)
+      },
+      120_000,
+    )
 
     it('a sensor that died mid-batch and never came back: the partial batch is given up and committed past', async () => {
       const { corpus: c, expected } = await corpus('regone', 100_000, 1)
