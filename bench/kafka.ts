@@ -396,7 +396,7 @@ export interface KafkaBenchFigures {
   producer: { seconds: number; eventsPerSecond: number }
   /** A second sink (new group) over the full topic, start to caught up. */
   sinkOnly: { seconds: number; eventsPerSecond: number }
-  /** Kafka message value bytes per event (header + RowBinary), before compression. */
+  /** Kafka message value bytes per event as published (header + zstd-compressed body). */
   messageBytesPerEvent: number
   /** Bytes per event in the broker's log segments (record batches), private broker only. */
   storedBytesPerEvent: number | null
