@@ -72,7 +72,13 @@ const FLAGS = (1 << 9) | (1 << 10)
 const MAX_BLOCK_ROWS = 1 << 24
 const CLASS_MAX = NTP_CLASSES.length
 
-function sameBytes(want: Uint8Array, buf: Uint8Array, at: number): boolean {
+/**
+ * Whether `buf` holds the bytes of `want` at `at` (the caller checked the bounds). A plain
+ * loop: Buffer.compare on a range costs a native call per call, which checking RowBinary rows
+ * (stream/codec.ts walkRows, two per row) paid with 250 ms of the sink's 2.4 s of JavaScript
+ * for 1.7M events, against ~30 ms for this.
+ */
+export function sameBytes(want: Uint8Array, buf: Uint8Array, at: number): boolean {
   for (let i = 0; i < want.length; i++) if (buf[at + i] !== want[i]) return false
   return true
 }
