@@ -26,7 +26,7 @@ import { makeEnricher } from '../enrich/enrich.js'
 import { GeoIp } from '../enrich/geoip.js'
 import { expandPaths } from '../pipeline/files.js'
 import { ingestFiles } from '../pipeline/ingest.js'
-import type { EventBatch, EventSink } from '../pipeline/sink.js'
+import { BATCH_ROWS, type EventBatch, type EventSink } from '../pipeline/sink.js'
 import type * as BrokerModule from '../scripts/kafka-broker.mjs'
 import { EventRowEncoder } from '../store/rowbinary.js'
 import { decodeMessage, encodeBatch, MAX_PART_BODY_BYTES, walkRows } from '../stream/codec.js'
@@ -59,6 +59,7 @@ async function pipelineBatches(paths: string[]): Promise<EventBatch[]> {
   const batches: EventBatch[] = []
   const sink: EventSink = {
     identityScheme: async () => 'sha256', // as a Kafka sensor's
+    batchRows: async () => BATCH_ROWS,
     lookupFile: async () => undefined,
     writeBatch: async (b) => {
       batches.push(b)

@@ -243,6 +243,7 @@ export function instrumentSink(
   const out: EventSink = {
     acceptsNative: sink.acceptsNative,
     identityScheme: () => sink.identityScheme(),
+    batchRows: () => sink.batchRows(),
     lookupFile: (fileId) => sink.lookupFile(fileId),
     finishFile: (record) => sink.finishFile(record),
     close: () => sink.close(),

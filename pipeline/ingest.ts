@@ -10,22 +10,10 @@ import type { CaptureFile } from './files.js'
 import { FileIdentities, type FileIds, fileIdentity } from './identity.js'
 import { FILE_ID_CHARS } from './identity-core.js'
 import type { EventSink, FileRecord, GroupMember, LedgerEntry } from './sink.js'
-import { type BodyFormat, groupToken } from './sink.js'
+import { BATCH_ROWS, type BodyFormat, groupToken } from './sink.js'
 
-/**
- * Rows per batch. Part of every batch's dedup identity (file id + batch number): changing it
- * would let a file that crashed halfway be counted twice when it is re-read by a newer
- * version, so it is a constant, not a setting.
- *
- * 2^18 since 0.2 (was 65,536): every insert writes a part per table and the embedded engine
- * merges them again, so the insert size decides most of the storage cost. 20M-packet bench
- * capture (17M rows), chDB CPU: 47 s in 65,536-row inserts, 33-36 s in 262,144, 28-30 s in
- * 1,048,576, but the engine's peak memory grows with the insert: 740 MB RSS at 262,144 rows,
- * 960 MB at 524,288, 1 GB at 1,048,576, against a 1 GiB budget for the whole process.
- * A file a crash interrupted under 0.1 is re-read with other batch boundaries: its batches stored
- * before the crash are not recognised (0.1 was never released).
- */
-export const BATCH_ROWS = 262_144
+/** Rows per batch: fixed per ledger (pipeline/sink.ts, EventSink.batchRows). */
+export { BATCH_ROWS, LARGE_BATCH_ROWS } from './sink.js'
 /**
  * Inserts handed to the sink but not yet stored: parsing runs ahead of storage by this much.
  * Three: two run side by side on the embedded store's insert connections (store/open.ts
@@ -33,7 +21,12 @@ export const BATCH_ROWS = 262_144
  * store sink hands each body back once it has its own block (onBodyRead).
  */
 const MAX_IN_FLIGHT = 3
-/** A group insert of small files is sent once it holds this many rows or files. */
+/**
+ * A group insert of small files is sent once it holds this many rows or files. Not part of any
+ * identity (a group's members are recorded before it is stored, EventGroup), so it is sized for
+ * memory alone: the bench spool of 7,704 files peaked at 983 MiB in groups of LARGE_BATCH_ROWS
+ * against 905-921 in groups of BATCH_ROWS (docs/performance.md, Round 24).
+ */
 const GROUP_ROWS = BATCH_ROWS
 const GROUP_FILES = 2000
 /**
@@ -56,12 +49,12 @@ export const IDENTITY_LOOKAHEAD = 96
  */
 const EARLY_READ_MIN_BYTES = 64 << 20
 /**
- * Batches an early read holds before it waits for the file's id (~19 MB each). Beside the hash
- * the main thread encodes a batch in ~0.1-0.15 s, and the hash of the 20M-packet bench capture
- * ends ~2-2.5 s into the run: about twelve. Peak RSS of its ingest 796-818 MiB against 584-611
- * without early reads (docs/performance.md, Round 17).
+ * Rows an early read holds before it waits for the file's id: twelve batches of BATCH_ROWS (~19 MB
+ * each), eight of LARGE_BATCH_ROWS. Beside the hash the main thread encodes 262,144 rows in
+ * ~0.1-0.15 s, and the hash of the 20M-packet bench capture ends ~2-2.5 s into the run. Peak RSS
+ * of its ingest 796-818 MiB against 584-611 without early reads (docs/performance.md, Round 17).
  */
-const EARLY_BATCHES = 12
+const EARLY_ROWS = 12 * BATCH_ROWS
 /** Stands in for the file id during an early read: not hex, so never equal to a file's id. */
 const STAND_IN_ID = '~'.repeat(FILE_ID_CHARS)
 
@@ -134,7 +127,7 @@ export interface IngestOptions {
    * engine's work). The CLI starts the rollup refresh then, beside them.
    */
   onAllRead?: () => void
-  /** When a file is read before its id is known, and how many batches it holds meanwhile (EARLY_READ_MIN_BYTES, EARLY_BATCHES). */
+  /** When a file is read before its id is known, and how many batches it holds meanwhile (EARLY_READ_MIN_BYTES, EARLY_ROWS). */
   earlyRead?: { minBytes: number; batches: number }
 }
 
@@ -206,7 +199,11 @@ interface OpenGroup {
  */
 export async function ingestFiles(files: CaptureFile[], options: IngestOptions): Promise<IngestSummary> {
   const { sink, enricher, logger } = options
-  const earlyRead = options.earlyRead ?? { minBytes: EARLY_READ_MIN_BYTES, batches: EARLY_BATCHES }
+  const batchRows = await sink.batchRows()
+  const earlyRead = options.earlyRead ?? {
+    minBytes: EARLY_READ_MIN_BYTES,
+    batches: Math.max(1, Math.round(EARLY_ROWS / batchRows)),
+  }
   const byClass = Object.fromEntries(NTP_CLASSES.map((c) => [c, 0])) as Record<NtpClass, number>
   const countries = new Set<string>()
   /**
@@ -251,7 +248,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
   // RowBinary rows its messages carry. `bytes` marks a position for rollback/takeSplit in either.
   const format: BodyFormat = sink.acceptsNative ? 'Native' : 'RowBinary'
   const encoder: EventRowEncoder | EventColumnEncoder =
-    format === 'Native' ? new EventColumnEncoder(BATCH_ROWS) : new EventRowEncoder(BATCH_ROWS * 128)
+    format === 'Native' ? new EventColumnEncoder(batchRows) : new EventRowEncoder(batchRows * 128)
   const metrics = options.metrics
   // Counted per file (statusCounts) and handed to the metrics per chunk (unreported).
   const unreported = new Float64Array(DECODE_STATUS_NAMES.length)
@@ -635,7 +632,7 @@ export async function ingestFiles(files: CaptureFile[], options: IngestOptions):
             fileMaxNs = n
           }
           encoder.add(packet, enrichment, records - 1)
-          if (encoder.rows - startRows >= BATCH_ROWS) flushBatch()
+          if (encoder.rows - startRows >= batchRows) flushBatch()
         },
         {
           afterChunk: async () => {

@@ -1,6 +1,37 @@
 import { createHash } from 'node:crypto'
 import type { IdentityScheme } from './identity-core.js'
 
+/**
+ * Rows per batch. Part of every batch's dedup identity (file id + batch number): a file that
+ * crashed halfway must be cut where the run before cut it when it is read again, or the batches
+ * stored before the crash would not be recognised and it would be counted twice. So the size is
+ * fixed for a ledger's life, never a setting (EventSink.batchRows): BATCH_ROWS for Kafka sensors
+ * and for the stores other commands make, LARGE_BATCH_ROWS for those `teiten ingest` makes.
+ *
+ * 2^18 since 0.2 (was 65,536): every insert writes a part per table and the embedded engine
+ * merges them again, so the insert size decides most of the storage cost. 20M-packet bench
+ * capture (17M rows), chDB CPU: 47 s in 65,536-row inserts, 33-36 s in 262,144, 28-30 s in
+ * 1,048,576, but the engine's peak memory grows with the insert: 740 MB RSS at 262,144 rows,
+ * 960 MB at 524,288, 1 GB at 1,048,576, against a 1 GiB budget for the whole process.
+ * A file a crash interrupted under 0.1 is re-read with other batch boundaries: its batches stored
+ * before the crash are not recognised (0.1 was never released).
+ */
+export const BATCH_ROWS = 262_144
+
+/**
+ * Rows per batch in the stores `teiten ingest` makes (schema v18, store/schema.ts batchRowsOf).
+ * Fewer, larger inserts: fewer parts to write and merge, and fewer source-day rows and states
+ * (a source's day is split over fewer blocks). `teiten ingest` of the 20M-packet bench capture,
+ * interleaved runs on a noisy host (docs/performance.md, Round 24): 12.7-15.9 s and 23.5-28.2
+ * CPU s against 14.8-18.8 s and 26.9-34.6 at BATCH_ROWS; peak RSS 778-933 MiB against 711-831.
+ * 524,288 rows was faster again (13.1-14.3 s) but peaked at 920-1,007 MiB: too close to the
+ * 1 GiB budget. Kafka sensors keep BATCH_ROWS (their sinks' stores name files their way, and a
+ * sensor's batches are one insert of the sink, PARTS_PER_INSERT); so do small files' group
+ * inserts (pipeline/ingest.ts GROUP_ROWS: the spool of the bench peaked at 983 MiB with groups
+ * of this size).
+ */
+export const LARGE_BATCH_ROWS = 393_216
+
 /** A finished block of events from one file, in RowBinary (store/rowbinary.ts). */
 export interface EventBatch {
   fileId: string
@@ -83,6 +114,12 @@ export interface EventSink {
    * wrapper that dropped it would read files under the other scheme and store them twice.
    */
   identityScheme(): Promise<IdentityScheme>
+  /**
+   * Rows per batch in this sink's ledger (BATCH_ROWS or LARGE_BATCH_ROWS), fixed for its life as
+   * identityScheme is, and required for the same reason: a wrapper that dropped it would cut a
+   * file elsewhere than a run before did, and a file interrupted halfway would count twice.
+   */
+  batchRows(): Promise<number>
   lookupFile(fileId: string): Promise<FileRecord | undefined>
   /** Many lookups in one round trip; pending entries included (see FileRecord.status). */
   lookupFiles?(fileIds: string[]): Promise<Map<string, LedgerEntry>>

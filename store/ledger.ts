@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import type { IdentityScheme } from '../pipeline/identity-core.js'
 import {
   batchToken,
   type EventBatch,
@@ -9,7 +8,7 @@ import {
   type GroupMember,
   type LedgerEntry,
 } from '../pipeline/sink.js'
-import { EVENT_STRUCTURE, identitySchemeOf } from './schema.js'
+import { batchRowsOf, EVENT_STRUCTURE, identitySchemeOf } from './schema.js'
 import { dedupSettings, type Store, settingsClause } from './store.js'
 
 const LEDGER_COLUMNS =
@@ -206,25 +205,32 @@ function idsToken(prefix: string, ids: readonly string[]): string {
   return `${prefix}:${hash.digest('hex').slice(0, 32)}`
 }
 
+/** The answer of `ask`, asked once; a failed ask is asked again next time, not remembered. */
+function askedOnce<T>(ask: () => Promise<T>): () => Promise<T> {
+  let answer: Promise<T> | undefined
+  return () => {
+    if (answer) return answer
+    const asked = ask()
+    asked.catch(() => {
+      if (answer === asked) answer = undefined
+    })
+    answer = asked
+    return asked
+  }
+}
+
 /** Events go straight into ClickHouse (embedded or server). */
 export class StoreSink implements EventSink {
   readonly acceptsNative = true
 
   constructor(private readonly store: Store) {}
 
-  /** Fixed for the store's life (schema v17): asked once, not once per file of a watched spool. */
-  private scheme: Promise<IdentityScheme> | undefined
-
-  identityScheme(): Promise<IdentityScheme> {
-    if (this.scheme) return this.scheme
-    const asked = identitySchemeOf(this.store)
-    // A failed ask is asked again next time, not remembered.
-    asked.catch(() => {
-      if (this.scheme === asked) this.scheme = undefined
-    })
-    this.scheme = asked
-    return asked
-  }
+  /**
+   * Fixed for the store's life (schema v17 and v18): asked once, not once per file of a watched
+   * spool.
+   */
+  readonly identityScheme = askedOnce(() => identitySchemeOf(this.store))
+  readonly batchRows = askedOnce(() => batchRowsOf(this.store))
 
   lookupFile(fileId: string): Promise<FileRecord | undefined> {
     return lookupFile(this.store, fileId)

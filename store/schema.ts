@@ -1,5 +1,6 @@
 import { NTP_CLASSES } from '../core/event.js'
 import type { IdentityScheme } from '../pipeline/identity-core.js'
+import { BATCH_ROWS, LARGE_BATCH_ROWS } from '../pipeline/sink.js'
 import type { MigrateOptions } from './migrate.js'
 import type { Store } from './store.js'
 
@@ -253,6 +254,7 @@ const PACKED_GROUPING_VIEWS = [
 ]
 
 const FILE_IDS_XXH128 = 'file ids are XXH3-128 (the store was empty)'
+const LARGE_BATCHES = `batches of ${LARGE_BATCH_ROWS} rows (the store was empty)`
 
 /** A store no file has been read into: no block of it can ever be sent again. */
 async function holdsNoData(store: Store): Promise<boolean> {
@@ -533,11 +535,29 @@ export const MIGRATIONS: Migration[] = [
     appliesTo: async (store, options) => options.newStoreIdentity === 'xxh128' && (await holdsNoData(store)),
     kept: 'file ids stay SHA-256: the store held data read under them, or was made for Kafka sensors',
   },
+  {
+    version: 18,
+    // Nothing to change in the tables either: the description is the store's batch size
+    // (batchRowsOf, pipeline/sink.ts LARGE_BATCH_ROWS), decided once, on the terms of v17. A
+    // store holding data keeps BATCH_ROWS: a file a crash interrupted before the upgrade would be
+    // cut elsewhere when read again after it, and its batches stored before would count twice.
+    // A store another command made keeps it too: a Kafka storage worker stores its sensors'
+    // batches as they come, and a direct ingest of the same file must cut it where they did.
+    description: LARGE_BATCHES,
+    statements: [],
+    appliesTo: async (store, options) => options.newStoreIdentity === 'xxh128' && (await holdsNoData(store)),
+    kept: `batches stay ${BATCH_ROWS} rows: the store held data read in them, or was made for Kafka sensors`,
+  },
 ]
 
 /** How this store names files (pipeline/identity-core.ts IdentityScheme). */
 export async function identitySchemeOf(store: Store): Promise<IdentityScheme> {
   return (await madeAsDescribed(store, [17])) ? 'xxh128' : 'sha256'
+}
+
+/** Rows per batch of the files read into this store (pipeline/sink.ts EventSink.batchRows). */
+export async function batchRowsOf(store: Store): Promise<number> {
+  return (await madeAsDescribed(store, [18])) ? LARGE_BATCH_ROWS : BATCH_ROWS
 }
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version

@@ -15,7 +15,7 @@ import type { Config } from '../core/config.js'
 import { TeitenError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
-import type { EventBatch, EventSink, FileRecord } from '../pipeline/sink.js'
+import { BATCH_ROWS, type EventBatch, type EventSink, type FileRecord } from '../pipeline/sink.js'
 import { encodeBatchAsync, encodeFileMessage, MAX_PART_BODY_BYTES } from './codec.js'
 import { type KafkaProducer, type KafkaTransport, kafkajsTransport } from './kafka.js'
 import { LocalLedger } from './ledger.js'
@@ -143,6 +143,8 @@ export async function createKafkaSink(options: KafkaSinkOptions): Promise<KafkaS
     // Storage workers record the sensors' ids as they come: every sensor names files alike, in
     // the scheme every teiten before schema v17 used (pipeline/identity-core.ts).
     identityScheme: async () => 'sha256',
+    // Every sensor cuts files alike, as every teiten before schema v18 did (pipeline/sink.ts).
+    batchRows: async () => BATCH_ROWS,
     async lookupFile(fileId: string): Promise<FileRecord | undefined> {
       return ledger.lookup(topic, fileId)
     },

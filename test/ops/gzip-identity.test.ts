@@ -310,6 +310,7 @@ describe('the ledger read at the start of a run', () => {
     const asked: string[][] = []
     const sink: EventSink = {
       identityScheme: () => inner.identityScheme(),
+      batchRows: () => inner.batchRows(),
       lookupFile: (id) => inner.lookupFile(id),
       lookupFiles: (ids) => {
         asked.push(ids)
@@ -451,6 +452,7 @@ describe('a store written before 0.3 (raw-bytes ids of .gz files)', () => {
     let batches = 0
     return {
       identityScheme: () => inner.identityScheme(),
+      batchRows: () => inner.batchRows(),
       lookupFile: (id) => inner.lookupFile(id),
       lookupFiles: (ids) => inner.lookupFiles(ids),
       groupMembers: (g) => inner.groupMembers(g),

@@ -2,7 +2,8 @@
  * File ids in two schemes (pipeline/identity-core.ts IdentityScheme): XXH3-128 in a store that
  * `teiten ingest` found empty (schema v17), SHA-256 in a store that already named files so and
  * in one made by another command (a Kafka storage worker's sensors send SHA-256 ids). Whatever
- * the scheme, a file read again is known and its packets count once.
+ * the scheme, a file read again is known and its packets count once. Batch sizes follow the same
+ * rule (schema v18): LARGE_BATCH_ROWS in a store `teiten ingest` found empty, BATCH_ROWS elsewhere.
  */
 import { createHash } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -13,7 +14,8 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { silentLogger } from '../../core/logger.js'
 import { expandPaths } from '../../pipeline/files.js'
 import { CONTENT_BUDGET_BYTES, FileIdentities, fileIdentity, IDENTITY_GZIP_LIMITS } from '../../pipeline/identity.js'
-import { ingestFiles } from '../../pipeline/ingest.js'
+import { BATCH_ROWS, ingestFiles, LARGE_BATCH_ROWS } from '../../pipeline/ingest.js'
+import type { EventSink } from '../../pipeline/sink.js'
 import { StoreSink } from '../../store/ledger.js'
 import { openStore } from '../../store/open.js'
 import type { Store } from '../../store/store.js'
@@ -103,6 +105,7 @@ describe('the scheme of a store', () => {
     })
     try {
       expect(await new StoreSink(store).identityScheme()).toBe('xxh128')
+      expect(await new StoreSink(store).batchRows()).toBe(LARGE_BATCH_ROWS)
       const files = captures('spool-xxh', [501, 502])
       const first = await ingest(
         store,
@@ -137,6 +140,7 @@ describe('the scheme of a store', () => {
     store = await openStore({ dataDir, logger: silentLogger, host: false, newStoreIdentity: 'xxh128' })
     try {
       expect(await new StoreSink(store).identityScheme()).toBe('sha256')
+      expect(await new StoreSink(store).batchRows()).toBe(BATCH_ROWS)
       const run = await ingest(
         store,
         files.map((f) => f.path),
@@ -150,4 +154,67 @@ describe('the scheme of a store', () => {
       await store.close()
     }
   }, 120_000)
+})
+
+describe('the batch size of a store', () => {
+  /** The rows of each batch the pipeline hands the store, in order. */
+  const batchesOf = async (store: Store, path: string) => {
+    const inner = new StoreSink(store)
+    const rows: number[] = []
+    const sink: EventSink = {
+      acceptsNative: inner.acceptsNative,
+      identityScheme: () => inner.identityScheme(),
+      batchRows: () => inner.batchRows(),
+      lookupFile: (id) => inner.lookupFile(id),
+      writeBatch: (b) => {
+        rows.push(b.rows)
+        return inner.writeBatch(b)
+      },
+      finishFile: (r) => inner.finishFile(r),
+      close: async () => {},
+    }
+    await ingestFiles(await expandPaths([path]), { sink, enricher: testEnricher(), logger: silentLogger })
+    return rows
+  }
+  const g = generate({ seed: 707, packets: LARGE_BATCH_ROWS + 2_000, noise: 0 })
+  const capture = () => writeCapture(join(work.path, 'batch-size', 'f.pcap'), pcap(g.packets))
+  const older = generate({ seed: 703, packets: 1_500, startSec: Date.UTC(2024, 1, 1) / 1000 })
+
+  it.each([
+    ['made empty by teiten ingest', { newStoreIdentity: 'xxh128' as const }, false, [LARGE_BATCH_ROWS, 2_000]],
+    ['made by another command', {}, false, [BATCH_ROWS, LARGE_BATCH_ROWS + 2_000 - BATCH_ROWS]],
+    // A store of schema v17 holding data: a file a crash cut under BATCH_ROWS must be cut there again.
+    [
+      'holding data when v18 came',
+      { newStoreIdentity: 'xxh128' as const },
+      true,
+      [BATCH_ROWS, LARGE_BATCH_ROWS + 2_000 - BATCH_ROWS],
+    ],
+  ])(
+    'cuts files as a store %s is decided to',
+    async (name, options, heldData, expected) => {
+      expect(g.truth.kept).toBe(LARGE_BATCH_ROWS + 2_000)
+      const dataDir = join(work.path, 'batch-size', name.replaceAll(' ', '-'))
+      let store = await openStore({ dataDir, logger: silentLogger, host: false, ...options })
+      if (heldData) {
+        const path = writeCapture(join(work.path, 'batch-size', 'older.pcap'), pcap(older.packets))
+        await ingestFiles(await expandPaths([path]), {
+          sink: new StoreSink(store),
+          enricher: testEnricher(),
+          logger: silentLogger,
+        })
+        await store.command('ALTER TABLE schema_migrations DELETE WHERE version = 18 SETTINGS mutations_sync = 2')
+        await store.close()
+        store = await openStore({ dataDir, logger: silentLogger, host: false, ...options })
+      }
+      try {
+        expect(await batchesOf(store, capture())).toEqual(expected)
+        const truth = heldData ? addTruth(addTruth(emptyTruth(), g.truth), older.truth) : g.truth
+        expect(await eventStats(store)).toEqual({ events: truth.kept, duplicates: 0 })
+      } finally {
+        await store.close()
+      }
+    },
+    120_000,
+  )
 })

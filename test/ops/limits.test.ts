@@ -16,6 +16,7 @@ import { ingestFiles } from '../../pipeline/ingest.js'
 import type { EventBatch, EventSink, FileRecord } from '../../pipeline/sink.js'
 import { SpoolWatcher } from '../../pipeline/watch.js'
 import { generate, pcap, pcapng, tempDir, testEnricher, writeCapture } from './helpers.js'
+import { BATCH_ROWS } from '../../pipeline/sink.js'
 
 const work = tempDir('teiten-limits-')
 afterAll(() => work.cleanup())
@@ -26,6 +27,7 @@ function memorySink(): EventSink & { rows: number; ledger: Map<string, FileRecor
     rows: 0,
     ledger,
     identityScheme: async () => 'xxh128' as const,
+    batchRows: async () => BATCH_ROWS,
     lookupFile: async (id: string) => ledger.get(id),
     writeBatch: async (b: EventBatch) => {
       sink.rows += b.rows

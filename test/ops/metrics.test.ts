@@ -12,6 +12,7 @@ import { createMetrics, instrumentSink, startMetricsServer } from '../../core/me
 import { ingestFiles } from '../../pipeline/ingest.js'
 import type { EventBatch, EventSink, FileRecord } from '../../pipeline/sink.js'
 import { addTruth, emptyTruth, generate, pcap, tempDir, testEnricher, writeCapture } from './helpers.js'
+import { BATCH_ROWS } from '../../pipeline/sink.js'
 
 const work = tempDir('teiten-metrics-')
 afterAll(() => work.cleanup())
@@ -22,6 +23,7 @@ function memorySink(): EventSink & { rows: number } {
   const sink = {
     rows: 0,
     identityScheme: async () => 'xxh128' as const,
+    batchRows: async () => BATCH_ROWS,
     lookupFile: async (id: string) => ledger.get(id),
     writeBatch: async (b: EventBatch) => {
       sink.rows += b.rows

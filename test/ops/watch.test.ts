@@ -10,7 +10,7 @@ import { TeitenError } from '../../core/errors.js'
 import { silentLogger } from '../../core/logger.js'
 import { createMetrics } from '../../core/metrics.js'
 import { fileIdentity, IDENTITY_GZIP_LIMITS } from '../../pipeline/identity.js'
-import { BATCH_ROWS, ingestFiles } from '../../pipeline/ingest.js'
+import { ingestFiles } from '../../pipeline/ingest.js'
 import type { EventSink } from '../../pipeline/sink.js'
 import { SpoolWatcher, type WatchOptions } from '../../pipeline/watch.js'
 import { StoreSink } from '../../store/ledger.js'
@@ -34,11 +34,14 @@ import {
 const data = tempDir('teiten-watch-data-')
 let store: Store
 let sink: StoreSink
+/** The store's batch size: made as `teiten ingest` makes stores, LARGE_BATCH_ROWS (schema v18). */
+let batchRows: number
 
 beforeAll(async () => {
   // Made as `teiten ingest --watch` makes it: files named by XXH3-128 (a grown file is checked in it).
   store = await openStore({ dataDir: data.path, logger: silentLogger, host: false, newStoreIdentity: 'xxh128' })
   sink = new StoreSink(store)
+  batchRows = await sink.batchRows()
 })
 afterAll(async () => {
   await store?.close()
@@ -227,6 +230,7 @@ describe('spool watcher', () => {
     let swapped = false
     const swapping: EventSink = {
       identityScheme: () => sink.identityScheme(),
+      batchRows: () => sink.batchRows(),
       lookupFile: async (id) => {
         if (id === uId && !swapped) {
           swapped = true
@@ -368,7 +372,7 @@ describe('spool watcher', () => {
 
   it('on stop finishes the file in hand; on abort stops at a chunk boundary with no ledger entry', async () => {
     // Big enough for two batches per file.
-    const a = generate({ seed: 12, packets: BATCH_ROWS + 20_000, noise: 0 })
+    const a = generate({ seed: 12, packets: batchRows + 20_000, noise: 0 })
     const b = generate({ seed: 13, packets: 5000 })
     put('s/a.pcap', pcap(a.packets), 1000)
     put('s/b.pcap', pcap(b.packets), 1001)
@@ -391,14 +395,14 @@ describe('spool watcher', () => {
     const aborting = {
       enrich: (p: Parameters<typeof enricher.enrich>[0], o: Parameters<typeof enricher.enrich>[1]) => {
         enricher2.enrich(p, o)
-        if (enricher2.lookups === BATCH_ROWS + 10_000) abort.abort()
+        if (enricher2.lookups === batchRows + 10_000) abort.abort()
       },
     }
     const hard = watcher({ settleMs: 0, enricher: aborting, abort: abort.signal, statePath: undefined })
     await hard.w.tick()
     expect(await hard.w.tick()).toEqual([])
     // The first batch is stored; the partial second one is not, and neither is a ledger entry.
-    expect(await eventStats(store)).toEqual({ events: BATCH_ROWS, duplicates: 0 })
+    expect(await eventStats(store)).toEqual({ events: batchRows, duplicates: 0 })
     const [{ n }] = await store.query<{ n: string }>('SELECT toString(count()) AS n FROM ingested_files')
     expect(n).toBe('0')
 
@@ -415,6 +419,7 @@ describe('ingest after storage failures (real ClickHouse errors)', () => {
     const s = {
       batches: 0,
       identityScheme: () => sink.identityScheme(),
+      batchRows: () => sink.batchRows(),
       lookupFile: (id: string) => sink.lookupFile(id),
       finishFile: (r: Parameters<EventSink['finishFile']>[0]) => sink.finishFile(r),
       close: async () => {},
@@ -433,8 +438,8 @@ describe('ingest after storage failures (real ClickHouse errors)', () => {
   let files: ReturnType<typeof generate>[] | undefined
   it.each([2, 4])('a failed insert on batch %i fails the run; the next run stores every row once', async (n) => {
     files ??= [
-      generate({ seed: 20, packets: BATCH_ROWS * 2 + 1000, noise: 0 }),
-      generate({ seed: 30, packets: BATCH_ROWS + 5, noise: 0, startSec: Date.UTC(2024, 0, 5) / 1000 }),
+      generate({ seed: 20, packets: batchRows * 2 + 1000, noise: 0 }),
+      generate({ seed: 30, packets: batchRows + 5, noise: 0, startSec: Date.UTC(2024, 0, 5) / 1000 }),
     ]
     const paths = files.map((f, i) => writeCapture(join(spool.path, `s/f${i}.pcap`), pcap(f.packets)))
     const captures = paths.map((path) => ({ path, size: 0, sensor: 's' }))
@@ -451,14 +456,14 @@ describe('ingest after storage failures (real ClickHouse errors)', () => {
   })
 
   it('an abort in the middle of a file leaves it for the next run (ingestFiles, as the CLI uses it)', async () => {
-    const f = generate({ seed: 40, packets: BATCH_ROWS * 2 + 123, noise: 0 })
+    const f = generate({ seed: 40, packets: batchRows * 2 + 123, noise: 0 })
     const path = writeCapture(join(spool.path, 's/f.pcap'), pcap(f.packets))
     const controller = new AbortController()
     const base = testEnricher()
     const enricher = {
       enrich: (p: Parameters<typeof base.enrich>[0], o: Parameters<typeof base.enrich>[1]) => {
         base.enrich(p, o)
-        if (base.lookups === BATCH_ROWS + 100) controller.abort()
+        if (base.lookups === batchRows + 100) controller.abort()
       },
     }
     const cut = await ingestFiles([{ path, size: 0, sensor: 's' }], {

@@ -89,6 +89,7 @@ async function ingestThrough(
     const inner = new StoreSink(store)
     const sink: EventSink = {
       identityScheme: () => inner.identityScheme(),
+      batchRows: () => inner.batchRows(),
       lookupFile: (id) => inner.lookupFile(id),
       writeBatch: wrap(inner).writeBatch,
       finishFile: (record) => inner.finishFile(record),

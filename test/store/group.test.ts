@@ -73,6 +73,7 @@ function crashing(stage: 'insert' | 'ledger'): EventSink {
   const inner = new StoreSink(store)
   return {
     identityScheme: () => inner.identityScheme(),
+    batchRows: () => inner.batchRows(),
     lookupFile: (id) => inner.lookupFile(id),
     lookupFiles: (ids) => inner.lookupFiles(ids),
     groupMembers: (g) => inner.groupMembers(g),
@@ -148,6 +149,7 @@ describe('group inserts of small files', () => {
     const inner = new StoreSink(store)
     const plain: EventSink = {
       identityScheme: () => inner.identityScheme(),
+      batchRows: () => inner.batchRows(),
       lookupFile: (id) => inner.lookupFile(id),
       writeBatch: (b) => inner.writeBatch(b),
       finishFile: (r) => inner.finishFile(r),

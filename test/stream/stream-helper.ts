@@ -16,6 +16,7 @@ import { REPO_ROOT } from '../../scripts/kafka-broker.mjs'
 import { generateCorpus, type GroundTruth } from '../../synth/corpus.js'
 import { openCountryLookup } from '../../synth/geo.js'
 import { DEFAULT_SENSORS } from '../../synth/population.js'
+import { BATCH_ROWS } from '../../pipeline/sink.js'
 
 export const run = Date.now().toString(36)
 let topicSeq = 0
@@ -74,6 +75,7 @@ export async function expectedOf(paths: string[]): Promise<Expected> {
   const records: FileRecord[] = []
   const sink: EventSink = {
     identityScheme: async () => 'sha256', // as a Kafka sensor's
+    batchRows: async () => BATCH_ROWS,
     lookupFile: async () => undefined,
     writeBatch: async (b) => {
       // Kept past the write: a copy (the pipeline writes the next batches into this body).
