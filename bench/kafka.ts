@@ -33,6 +33,7 @@ import { decodeMessage, encodeBatch, MAX_PART_BODY_BYTES, walkRows } from '../st
 import { kafkajsTransport } from '../stream/kafka.js'
 import { generateCorpus } from '../synth/corpus.js'
 import { openCountryLookup } from '../synth/geo.js'
+import { settleWrites } from './disk.js'
 import { formatIp, parseIp } from '../synth/frames.js'
 
 /** The repository root: the folder above bench/ (sources) or dist/bench/ (compiled). */
@@ -506,6 +507,7 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
       paths = [corpus]
     }
 
+    settleWrites()
     const c0 = childrenCpu()
     const t0 = performance.now()
     await must(teiten(root, ['ingest', ...paths, '--data', join(work, 'embedded'), '--no-progress']), 'embedded ingest')
@@ -579,6 +581,7 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
       log(`broker warm-up: ${warmUpBrokerCpu?.toFixed(1) ?? '-'} CPU s`)
 
       // Sensor and sink together, as in production.
+      settleWrites()
       const kc0 = childrenCpu()
       const kb0 = brokerPid ? procCpu(brokerPid)?.own : undefined
       const k0 = performance.now()
@@ -608,6 +611,7 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
       log(`kafka end to end: ${kafkaS.toFixed(2)} s (producer ${producerS.toFixed(2)} s)`)
 
       // The sink alone over a full topic.
+      settleWrites()
       const sc0 = childrenCpu()
       const s0 = performance.now()
       const sink2 = teiten(root, sinkArgs('bench-sink-only', join(work, 'sink-only')))
