@@ -33,7 +33,7 @@ import { decodeMessage, encodeBatch, MAX_PART_BODY_BYTES, walkRows } from '../st
 import { kafkajsTransport } from '../stream/kafka.js'
 import { generateCorpus } from '../synth/corpus.js'
 import { openCountryLookup } from '../synth/geo.js'
-import { settleWrites } from './disk.js'
+import { settleWrites, warmInputs } from './disk.js'
 import { formatIp, parseIp } from '../synth/frames.js'
 
 /** The repository root: the folder above bench/ (sources) or dist/bench/ (compiled). */
@@ -508,6 +508,7 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
     }
 
     settleWrites()
+    warmInputs(paths)
     const c0 = childrenCpu()
     const t0 = performance.now()
     await must(teiten(root, ['ingest', ...paths, '--data', join(work, 'embedded'), '--no-progress']), 'embedded ingest')
@@ -582,6 +583,7 @@ export async function benchKafka(opts: KafkaBenchOptions = {}): Promise<KafkaBen
 
       // Sensor and sink together, as in production.
       settleWrites()
+      warmInputs(paths)
       const kc0 = childrenCpu()
       const kb0 = brokerPid ? procCpu(brokerPid)?.own : undefined
       const k0 = performance.now()

@@ -36,7 +36,7 @@ import { createUdpPacket, DecodeStatus, decodeFrameStatus } from '../ingest/deco
 import { expandPaths } from '../pipeline/files.js'
 import { generateCorpus } from '../synth/corpus.js'
 import { openCountryLookup } from '../synth/geo.js'
-import { settleWrites } from './disk.js'
+import { settleWrites, warmInputs } from './disk.js'
 import type { QueryTimings } from './queries.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -201,6 +201,7 @@ async function ingestRun(stage: Stage, paths: string[], run: number, runs: numbe
   rmSync(dir, { recursive: true, force: true }) // stale only: the work directory is emptied at start
   removeWhenDone.push(dir)
   settleWrites()
+  warmInputs(paths)
   const r = await teiten(['ingest', ...paths, '--data', dir, '--no-progress', '--log-level', 'warn'])
   if (r.code !== 0) throw new Error(`${stage.stage}: teiten ingest exited ${r.code}: ${r.stderr.slice(-2000)}`)
   record(stage, r)
@@ -274,7 +275,10 @@ async function main(): Promise<void> {
   // The reference.
   const tcpdumpArgs = ['-r', file, '-w', '/dev/null', 'udp port 123']
   let ref: Stage | undefined
-  const timeReference = async (stage: Stage) => record(stage, await measure('tcpdump', tcpdumpArgs))
+  const timeReference = async (stage: Stage) => {
+    warmInputs([file])
+    record(stage, await measure('tcpdump', tcpdumpArgs))
+  }
   if (spawnSync('tcpdump', ['--version']).status === 0) {
     ref = newStage("tcpdump -r FILE -w /dev/null 'udp port 123'", packets)
     // One untimed pass first: every later stage reads the capture from the page cache, so the

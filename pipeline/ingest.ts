@@ -24,8 +24,9 @@ const MAX_IN_FLIGHT = 3
 /**
  * A group insert of small files is sent once it holds this many rows or files. Not part of any
  * identity (a group's members are recorded before it is stored, EventGroup), so it is sized for
- * memory alone: the bench spool of 7,704 files peaked at 983 MiB in groups of LARGE_BATCH_ROWS
- * against 905-921 in groups of BATCH_ROWS (docs/performance.md, Round 24).
+ * memory alone: the bench spool of 7,704 files peaked at 983-1,088 MiB in groups of
+ * LARGE_BATCH_ROWS (23.0-25.0 s) against 884-905 MiB in groups of BATCH_ROWS (22.8-28.4 s) in
+ * interleaved runs (docs/performance.md, Round 24).
  */
 const GROUP_ROWS = BATCH_ROWS
 const GROUP_FILES = 2000

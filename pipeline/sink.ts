@@ -20,15 +20,15 @@ export const BATCH_ROWS = 262_144
 
 /**
  * Rows per batch in the stores `teiten ingest` makes (schema v18, store/schema.ts batchRowsOf).
- * Fewer, larger inserts: fewer parts to write and merge, and fewer source-day rows and states
- * (a source's day is split over fewer blocks). `teiten ingest` of the 20M-packet bench capture,
- * interleaved runs on a noisy host (docs/performance.md, Round 24): 12.7-15.9 s and 23.5-28.2
- * CPU s against 14.8-18.8 s and 26.9-34.6 at BATCH_ROWS; peak RSS 778-933 MiB against 711-831.
- * 524,288 rows was faster again (13.1-14.3 s) but peaked at 920-1,007 MiB: too close to the
- * 1 GiB budget. Kafka sensors keep BATCH_ROWS (their sinks' stores name files their way, and a
- * sensor's batches are one insert of the sink, PARTS_PER_INSERT); so do small files' group
- * inserts (pipeline/ingest.ts GROUP_ROWS: the spool of the bench peaked at 983 MiB with groups
- * of this size).
+ * Fewer, larger inserts: fewer parts to write and merge, fewer source-day rows and states (a
+ * source's day is split over fewer blocks), and the engine's fixed cost per insert paid less
+ * often. `teiten ingest` of the 20M-packet bench capture, runs interleaved on a noisy host
+ * (docs/performance.md, Round 24): 12.7-15.9 s and 23.5-28.3 CPU s against 13.2-18.8 s and
+ * 23.4-34.6 CPU s at BATCH_ROWS; peak RSS 760-911 MiB against 694-812. 524,288 rows: 12.2-14.3 s,
+ * but 898-997 MiB, too close to the 1 GiB budget. Kafka sensors keep BATCH_ROWS (a sensor's batch
+ * is one insert of its sink: stream/codec.ts PARTS_PER_INSERT), and so do small files' group
+ * inserts (pipeline/ingest.ts GROUP_ROWS: the bench spool peaked at 983-1,088 MiB in groups of
+ * this size).
  */
 export const LARGE_BATCH_ROWS = 393_216
 
