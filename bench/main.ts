@@ -20,7 +20,8 @@
  * ratio compares runs made under the same load; a target's ratio is still best against best of
  * every run (the conservative reading), and each round's own ratios are logged and in --json.
  * CPU seconds are user + system of the process, all threads; peak RSS is VmHWM; both from /proc
- * (Linux).
+ * (Linux). Before each timed ingest the bench writes out pending writes and reads the run's input
+ * once, untimed (bench/disk.ts), so no run pays for the writeback or the page-outs of another.
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
